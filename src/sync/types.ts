@@ -1,0 +1,135 @@
+/**
+ * The contracts between the steps of a sync: what the source yields, what the mapper makes of a row, what the
+ * state store keeps, and what a send reports per row. Activities depend on these interfaces only.
+ */
+import type { ModelConfig, SyncObject } from '../config/schema';
+
+/**
+ * A model row as converted from BigQuery: plain JSON values, plus NaN/±Infinity for FLOAT64 specials.
+ * The conversion of every BigQuery type is documented in src/sources/bigquery/convert.ts.
+ */
+export type SourceValue = null | boolean | number | string | SourceValue[] | { [key: string]: SourceValue };
+export type SourceRow = Record<string, SourceValue>;
+
+/** One column of a model's result schema (BigQuery's TableFieldSchema, reduced). */
+export interface SourceField {
+  name: string;
+  /** BigQuery type name: STRING, INT64, TIMESTAMP, RECORD, ... (legacy names normalised: INTEGER → INT64). */
+  type: string;
+  mode: 'NULLABLE' | 'REQUIRED' | 'REPEATED';
+  fields?: SourceField[];
+}
+
+/** Where extraction stands: enough to fetch the next page after a crash. */
+export interface SourcePosition {
+  /** The BigQuery job whose results are paged (for a table: the table reference). */
+  jobId: string;
+  location?: string;
+  /** Token of the next page; null when every page has been read. */
+  pageToken: string | null;
+  /** Pages read so far. */
+  page: number;
+  /** Rows read so far. */
+  rowsRead: number;
+}
+
+export interface DryRunResult {
+  /** Bytes the model will process (what on-demand pricing bills). */
+  bytesProcessed: number;
+  schema: SourceField[];
+}
+
+export interface OpenedModel {
+  schema: SourceField[];
+  totalRows: number;
+  /** Position of the first page. */
+  position: SourcePosition;
+}
+
+export interface SourcePage {
+  rows: SourceRow[];
+  /** Position after this page (pageToken null when this was the last page). */
+  next: SourcePosition;
+}
+
+export interface ReadPageOptions {
+  pageSize: number;
+}
+
+/** A warehouse a sync reads its model from. */
+export interface Source {
+  /** Validates the model and reports what it would cost, running nothing. */
+  dryRun(model: ModelConfig): Promise<DryRunResult>;
+  /** Runs the model (a query job, or a table read) and returns where its first page is. */
+  open(model: ModelConfig): Promise<OpenedModel>;
+  /** Reads the page at `position`; calling again with the same position returns the same rows. */
+  readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage>;
+}
+
+/** A row mapped to its Amplitude payload: the payload's canonical JSON is sent as is, and hashed for the diff. */
+export interface MappedRow {
+  /** The sync key's value, as text. */
+  key: string;
+  /** Hash of `payload` (see src/diff/canonical.ts). */
+  hash: string;
+  /** Canonical JSON of the event / identification, without api_key. */
+  payload: string;
+}
+
+/** A row that will not be sent, with the reason (and the key when it has one). */
+export interface RowRejection {
+  key: string | null;
+  reason: string;
+  /** Where the reason came from: local validation, the diff (NULL/duplicate key) or Amplitude's answer. */
+  stage: 'validation' | 'diff' | 'amplitude';
+}
+
+export type MapResult = ({ ok: true } & MappedRow) | ({ ok: false } & RowRejection);
+
+/** Turns model rows into Amplitude payloads for one sync. */
+export interface RowMapper {
+  map(row: SourceRow): MapResult;
+}
+
+/** Per-row result of a send. Deferred rows (throttled past the wait we allow) are sent again next run. */
+export type RowOutcome =
+  | { key: string; status: 'delivered' }
+  | { key: string; status: 'rejected'; reason: string }
+  | { key: string; status: 'deferred'; reason: string; retryAfterMs?: number };
+
+/** A staged row as read back for sending. */
+export interface StagedRow {
+  key: string;
+  hash: string;
+  payload: string;
+}
+
+/** Counts of one run. */
+export interface RunCounts {
+  extracted: number;
+  invalid: number;
+  new: number;
+  changed: number;
+  unchanged: number;
+  gone: number;
+  delivered: number;
+  rejected: number;
+  deferred: number;
+}
+
+export const emptyCounts = (): RunCounts => ({
+  extracted: 0,
+  invalid: 0,
+  new: 0,
+  changed: 0,
+  unchanged: 0,
+  gone: 0,
+  delivered: 0,
+  rejected: 0,
+  deferred: 0,
+});
+
+/** How the diff treats keys: upsert (users, devices, groups) sends new and changed; send-once (events) new only. */
+export type DiffMode = 'upsert' | 'send-once';
+
+export const diffModeOf = (object: SyncObject): DiffMode => (object === 'events' ? 'send-once' : 'upsert');
