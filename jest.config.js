@@ -1,13 +1,9 @@
 /** @type {import('jest').Config} */
-const swc = [
-  '@swc/jest',
-  { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } },
-];
+const swc = ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }];
 
 module.exports = {
-  transform: { '^.+\\.ts$': swc },
-  testEnvironment: 'node',
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  // Temporal integration tests run serially (--runInBand) and may take minutes.
+  testTimeout: 180_000,
   projects: [
     {
       displayName: 'unit',
@@ -21,7 +17,6 @@ module.exports = {
       testEnvironment: 'node',
       testMatch: ['<rootDir>/test/**/*.int.test.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
-      testTimeout: 120000,
     },
   ],
 };

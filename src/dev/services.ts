@@ -11,18 +11,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { SEARCH_ATTRIBUTE_TYPES } from '../temporal/search-attributes';
 
 const execFileAsync = promisify(execFile);
-
-/** Custom search attributes registered on the dev server (keep in sync with src/temporal/search-attributes.ts). */
-export const DEV_SEARCH_ATTRIBUTES: Record<string, string> = {
-  AmpsyncSyncId: 'Keyword',
-  AmpsyncObject: 'Keyword',
-  AmpsyncStatus: 'Keyword',
-  AmpsyncRowsChanged: 'Int',
-  AmpsyncRowsDelivered: 'Int',
-  AmpsyncRowsRejected: 'Int',
-};
 
 export const DEV_BIGQUERY_PROJECT = 'ampsync-dev';
 
@@ -247,7 +238,7 @@ function temporalLaunch(r: Resolved): Launch {
     '--log-level',
     'warn',
   ];
-  for (const [name, type] of Object.entries(DEV_SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
   return {
     name: 'temporal',
     ports: [r.temporalPort, r.temporalUiPort],
@@ -274,7 +265,7 @@ function bigqueryLaunch(r: Resolved): Launch {
       `--host=${HOST}`,
       `--port=${r.bigqueryPort}`,
       `--grpc-port=${r.bigqueryGrpcPort}`,
-      `--database=${path.join(r.stateDir, 'bigquery.db')}`,
+      // in memory: every query leaves a result dataset behind, and a file database only grows (see temporal-dev.md)
       '--log-level=warn',
     ],
     ready: async () => {

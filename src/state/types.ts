@@ -122,6 +122,9 @@ export interface StateStore {
     error?: string,
   ): Promise<RunRecord>;
 
+  /** Deletes every trace of a run (its log entry, staging data and rejections): used by previews. */
+  discardRun(syncId: string, runId: string): Promise<void>;
+
   /** Rejected rows of a sync, newest first. */
   listRejected(syncId: string, limit: number): Promise<RejectedRow[]>;
   /** Number of keys delivered so far. */

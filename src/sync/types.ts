@@ -14,10 +14,12 @@ export type SourceRow = Record<string, SourceValue>;
 /** One column of a model's result schema (BigQuery's TableFieldSchema, reduced). */
 export interface SourceField {
   name: string;
-  /** BigQuery type name: STRING, INT64, TIMESTAMP, RECORD, ... (legacy names normalised: INTEGER → INT64). */
+  /** BigQuery type name: STRING, INT64, TIMESTAMP, STRUCT, ... (legacy names normalised: INTEGER → INT64, RECORD → STRUCT). */
   type: string;
   mode: 'NULLABLE' | 'REQUIRED' | 'REPEATED';
   fields?: SourceField[];
+  /** For a RANGE column: the type of its bounds (DATE, DATETIME or TIMESTAMP). */
+  rangeElementType?: string;
 }
 
 /** Where extraction stands: enough to fetch the next page after a crash. */
@@ -25,12 +27,17 @@ export interface SourcePosition {
   /** The BigQuery job whose results are paged (for a table: the table reference). */
   jobId: string;
   location?: string;
-  /** Token of the next page; null when every page has been read. */
+  /** Token of the next page: null at the first page (page 0), and once every page has been read (page > 0). */
   pageToken: string | null;
   /** Pages read so far. */
   page: number;
   /** Rows read so far. */
   rowsRead: number;
+}
+
+/** True once the position points past the model's last page (page 0 with a null token is the first page). */
+export function isExhausted(position: SourcePosition): boolean {
+  return position.page > 0 && position.pageToken === null;
 }
 
 export interface DryRunResult {
@@ -60,8 +67,11 @@ export interface ReadPageOptions {
 export interface Source {
   /** Validates the model and reports what it would cost, running nothing. */
   dryRun(model: ModelConfig): Promise<DryRunResult>;
-  /** Runs the model (a query job, or a table read) and returns where its first page is. */
-  open(model: ModelConfig): Promise<OpenedModel>;
+  /**
+   * Runs the model (a query job, or a table read) and returns where its first page is. With a `jobId`, a
+   * retried call attaches to the job an earlier attempt started instead of running the query again.
+   */
+  open(model: ModelConfig, options?: { jobId?: string }): Promise<OpenedModel>;
   /** Reads the page at `position`; calling again with the same position returns the same rows. */
   readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage>;
 }

@@ -1,0 +1,178 @@
+/**
+ * The I/O steps of a sync. Built by a factory with injected collaborators (source, sender, state store), so
+ * tests pass real or fake implementations of the same interfaces.
+ */
+import { Context } from '@temporalio/activity';
+import type { SourceConfig, SyncConfig } from '../src/config/schema';
+import type { StateStore } from '../src/state/types';
+import type { RowMapper, RowOutcome, Source, SourceField, SourcePosition, StagedRow } from '../src/sync/types';
+import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
+import { classified } from '../src/temporal/failures';
+import type {
+  CommitChunkInput,
+  CommitChunkResult,
+  ExtractAndDiffInput,
+  ExtractAndDiffResult,
+  FinishRunInput,
+  FinishRunResult,
+  PrepareRunInput,
+  PrepareRunResult,
+  SendChunkInput,
+  SendChunkResult,
+  SyncActivities,
+} from './types';
+
+/** Sends one request's worth of staged rows and reports an outcome for every row. */
+export interface BatchSender {
+  sendBatch(rows: StagedRow[], options?: { signal?: AbortSignal }): Promise<RowOutcome[]>;
+}
+
+export interface ActivityDeps {
+  state: StateStore;
+  /** The warehouse for a sync's source settings. */
+  sourceFor(source: SourceConfig): Source;
+  /** Maps rows of a sync (validated against the model's schema when given). */
+  mapperFor(sync: SyncConfig, schema?: SourceField[]): RowMapper;
+  /** Amplitude for a sync (its API key resolved on this worker, never passed through Temporal). */
+  senderFor(sync: SyncConfig): BatchSender;
+  /** Splits staged rows into requests within the sync's API limits. */
+  packBatches(sync: SyncConfig, rows: StagedRow[]): StagedRow[][];
+  /** Rows per BigQuery page (default 10,000). */
+  pageSize?: number;
+}
+
+const DEFAULT_PAGE_SIZE = 10_000;
+const MAX_THROTTLED_IDS = 20;
+
+/** The activity context, or undefined when an activity is called directly (e.g. in a test). */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
+/** BigQuery job ids allow letters, digits, `_` and `-` (at most 1024 characters). */
+export function extractJobId(syncId: string, runId: string): string {
+  return `ampsync_${syncId}_${runId}`.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+/** Builds the activities of a sync run around the given collaborators. */
+export function createActivities(deps: ActivityDeps): SyncActivities {
+  const pageSize = deps.pageSize ?? DEFAULT_PAGE_SIZE;
+
+  return {
+    async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
+      return classified(async () => {
+        const { sync } = input;
+        const source = deps.sourceFor(sync.source);
+        const dry = await source.dryRun(sync.model);
+        // compiling against the dry-run schema fails fast, naming any mapped column the model lacks
+        deps.mapperFor(sync, dry.schema);
+        deps.senderFor(sync);
+        await deps.state.beginRun({
+          syncId: sync.id,
+          runId: input.runId,
+          workflowId: input.workflowId,
+          mode: diffModeOf(sync.object),
+          chunkSize: sync.options.chunkSize,
+        });
+        activityContext()?.log.info('prepared sync run', { syncId: sync.id, runId: input.runId, bytesProcessed: dry.bytesProcessed });
+        return { bytesProcessed: dry.bytesProcessed, columns: dry.schema.map((f) => f.name) };
+      });
+    },
+
+    async extractAndDiff(input: ExtractAndDiffInput): Promise<ExtractAndDiffResult> {
+      return classified(async () => {
+        const { sync, runId } = input;
+        const source = deps.sourceFor(sync.source);
+        const saved = await deps.state.getExtractCursor(sync.id, runId);
+        let position: SourcePosition;
+        let mapper: RowMapper;
+        if (saved === null) {
+          // a deterministic job id: a retried attempt attaches to the query its predecessor started
+          const opened = await source.open(sync.model, { jobId: extractJobId(sync.id, runId) });
+          position = opened.position;
+          mapper = deps.mapperFor(sync, opened.schema);
+        } else {
+          position = saved.position;
+          mapper = deps.mapperFor(sync);
+          activityContext()?.log.info('resuming extraction', { syncId: sync.id, runId, page: position.page, rows: position.rowsRead });
+        }
+        while (!isExhausted(position)) {
+          const page = await source.readPage(position, { pageSize });
+          const rows = [];
+          const rejected = [];
+          for (const row of page.rows) {
+            const mapped = mapper.map(row);
+            if (mapped.ok) rows.push({ key: mapped.key, hash: mapped.hash, payload: mapped.payload });
+            else rejected.push({ key: mapped.key, reason: mapped.reason, stage: mapped.stage });
+          }
+          await deps.state.stagePage({ syncId: sync.id, runId, rows, rejected, cursor: page.next });
+          position = page.next;
+          activityContext()?.heartbeat({ page: position.page, rowsRead: position.rowsRead });
+        }
+        const finished = await deps.state.finishExtract(sync.id, runId);
+        return {
+          counts: finished.counts,
+          chunks: finished.chunks,
+          duplicateKeys: finished.duplicateKeys,
+          sampleRejections: finished.sampleRejections,
+        };
+      });
+    },
+
+    async sendChunk(input: SendChunkInput): Promise<SendChunkResult> {
+      return classified(async () => {
+        const { sync, runId, chunk } = input;
+        // rows delivered by an earlier attempt have outcomes already: only the rest is read and sent
+        const rows = await deps.state.readChunk(sync.id, runId, chunk);
+        const batches = deps.packBatches(sync, rows);
+        const sender = deps.senderFor(sync);
+        const signal = activityContext()?.cancellationSignal;
+        const result: SendChunkResult = {
+          chunk,
+          attempted: rows.length,
+          delivered: 0,
+          rejected: 0,
+          deferred: 0,
+          requests: 0,
+          throttledIds: [],
+        };
+        for (let i = 0; i < batches.length; i++) {
+          signal?.throwIfAborted();
+          const batch = batches[i] ?? [];
+          const outcomes = await sender.sendBatch(batch, signal ? { signal } : {});
+          await deps.state.recordOutcomes(sync.id, runId, outcomes);
+          result.requests += 1;
+          for (const o of outcomes) {
+            if (o.status === 'delivered') result.delivered += 1;
+            else if (o.status === 'rejected') result.rejected += 1;
+            else {
+              result.deferred += 1;
+              if (result.throttledIds.length < MAX_THROTTLED_IDS) result.throttledIds.push(o.key);
+            }
+          }
+          activityContext()?.heartbeat({ chunk, batch: i + 1, batches: batches.length, delivered: result.delivered });
+        }
+        return result;
+      });
+    },
+
+    async commitChunk(input: CommitChunkInput): Promise<CommitChunkResult> {
+      return classified(async () => {
+        const r = await deps.state.commitChunk(input.syncId, input.runId, input.chunk);
+        return { chunk: input.chunk, ...r };
+      });
+    },
+
+    async finishRun(input: FinishRunInput): Promise<FinishRunResult> {
+      return classified(async () => {
+        const run = await deps.state.finishRun(input.syncId, input.runId, input.status, input.counts, input.error);
+        const syncedKeys = await deps.state.countSynced(input.syncId);
+        return { syncId: input.syncId, runId: input.runId, status: run.status, counts: run.counts ?? emptyCounts(), syncedKeys };
+      });
+    },
+  };
+}

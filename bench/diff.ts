@@ -1,0 +1,276 @@
+/**
+ * Diff benchmark: a synthetic model through the StateStore, as the extract and send activities drive it —
+ * first diff (stage pages + finishExtract), commit every chunk as delivered, finish, then a second diff with 1% of
+ * rows changed. Each store runs in its own child process so its peak RSS is its own.
+ *
+ *   npx tsx bench/diff.ts                      # 1,000,000 rows, SQLite and PostgreSQL
+ *   npx tsx bench/diff.ts --rows 100000 --stores sqlite
+ *
+ * Writes bench/results/diff.json and bench/results/diff.md.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { Client } from 'pg';
+import { canonicalJson, hashText } from '../src/diff/canonical';
+import { PostgresStateStore } from '../src/state/postgres';
+import { SqliteStateStore } from '../src/state/sqlite';
+import type { StateStore } from '../src/state/types';
+import { emptyCounts } from '../src/sync/types';
+import type { MappedRow } from '../src/sync/types';
+import { services } from '../test/support/env';
+
+const DEFAULT_ROWS = 1_000_000;
+const PAGE_SIZE_ROWS = 10_000;
+const CHUNK_SIZE_ROWS = 10_000;
+/** Every CHANGE_EVERY-th row changes in the second diff (1%). */
+const CHANGE_EVERY = 100;
+/** Targets from the design brief. */
+const TARGET_PEAK_RSS_MB = 300;
+const TARGET_CHANGED_DIFF_ROWS_PER_S = 200_000;
+
+type StoreKind = 'sqlite' | 'postgres';
+
+interface Phase {
+  name: string;
+  rows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  /** Peak RSS of the process so far, after this phase. */
+  peakRssMb: number;
+}
+
+interface StoreResult {
+  store: StoreKind;
+  version: string;
+  rows: number;
+  pageSizeRows: number;
+  chunkSizeRows: number;
+  phases: Phase[];
+  /** Time spent generating and hashing the synthetic rows (not counted in any phase). */
+  generationSeconds: number;
+  peakRssMb: number;
+  checks: Record<string, number>;
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const mb = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
+const peakRssMb = (): number => mb(process.resourceUsage().maxRSS);
+
+/** A bijection of 0..rows-1 so keys arrive in no particular order, as from a warehouse. */
+function keyOf(i: number, rows: number): string {
+  const p = (i * 7_919_993 + 12_345) % rows;
+  return `user_${String(p).padStart(8, '0')}`;
+}
+
+function makePage(from: number, to: number, rows: number, version: (i: number) => number): MappedRow[] {
+  const page: MappedRow[] = [];
+  for (let i = from; i < to; i++) {
+    const key = keyOf(i, rows);
+    const payload = canonicalJson({
+      user_id: key,
+      user_properties: {
+        plan: i % 3 === 0 ? 'pro' : 'free',
+        lifetime_value: (i % 1000) * 1.25,
+        country: ['DE', 'US', 'FR', 'JP'][i % 4],
+        signup_at: '2024-03-01T12:00:00.000Z',
+        version: version(i),
+      },
+    });
+    page.push({ key, hash: hashText(payload), payload });
+  }
+  return page;
+}
+
+async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
+  const syncId = 'bench_users';
+  let store: StateStore;
+  let version: string;
+  let cleanup: () => Promise<void>;
+  if (kind === 'sqlite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-bench-'));
+    store = new SqliteStateStore({ file: path.join(dir, 'state.db') });
+    const probe = new Database(':memory:');
+    version = `SQLite ${(probe.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v}`;
+    probe.close();
+    cleanup = () => Promise.resolve(fs.rmSync(dir, { recursive: true, force: true }));
+  } else {
+    const schema = `ampsync_bench_${process.pid}`;
+    const connectionString = services.postgresUrl;
+    store = new PostgresStateStore({ connectionString, schema });
+    const admin = new Client({ connectionString });
+    await admin.connect();
+    version = ((await admin.query<{ v: string }>('SHOW server_version')).rows[0]?.v ?? '?').replace(/ .*/, '');
+    version = `PostgreSQL ${version}`;
+    cleanup = async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+    };
+  }
+  await store.migrate();
+
+  const phases: Phase[] = [];
+  let generationSeconds = 0;
+  const timed = async (name: string, count: number, body: (clock: { paused: number }) => Promise<void>) => {
+    const clock = { paused: 0 };
+    const start = process.hrtime.bigint();
+    await body(clock);
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9 - clock.paused;
+    phases.push({
+      name,
+      rows: count,
+      seconds: Math.round(seconds * 1000) / 1000,
+      rowsPerSecond: Math.round(count / seconds),
+      peakRssMb: peakRssMb(),
+    });
+  };
+
+  const diff = async (runId: string, version: (i: number) => number) => {
+    await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: CHUNK_SIZE_ROWS });
+    let page = 0;
+    let staged = 0;
+    await timed(`diff ${runId}`, rows, async (clock) => {
+      for (let from = 0; from < rows; from += PAGE_SIZE_ROWS) {
+        const to = Math.min(rows, from + PAGE_SIZE_ROWS);
+        const g = process.hrtime.bigint();
+        const pageRows = makePage(from, to, rows, version);
+        const generated = Number(process.hrtime.bigint() - g) / 1e9;
+        clock.paused += generated;
+        generationSeconds += generated;
+        page += 1;
+        const cursor = { jobId: 'bench', pageToken: to < rows ? `p${page}` : null, page, rowsRead: to };
+        staged += (await store.stagePage({ syncId, runId, rows: pageRows, rejected: [], cursor })).staged;
+      }
+      await store.finishExtract(syncId, runId);
+    });
+    return staged;
+  };
+
+  const sendAll = async (runId: string, label: string): Promise<number> => {
+    const run = await store.getRun(syncId, runId);
+    const chunks = run?.chunks ?? 0;
+    let delivered = 0;
+    await timed(label, (run?.counts.new ?? 0) + (run?.counts.changed ?? 0), async () => {
+      for (let chunk = 0; chunk < chunks; chunk++) {
+        const staged = await store.readChunk(syncId, runId, chunk);
+        await store.recordOutcomes(
+          syncId,
+          runId,
+          staged.map((r) => ({ key: r.key, status: 'delivered' as const })),
+        );
+        delivered += (await store.commitChunk(syncId, runId, chunk)).delivered;
+      }
+    });
+    return delivered;
+  };
+
+  const finish = async (runId: string, count: number) => {
+    await timed(`finish ${runId}`, count, async () => {
+      await store.finishRun(syncId, runId, 'succeeded', emptyCounts());
+    });
+  };
+
+  const firstStaged = await diff('run_1', () => 1);
+  const firstDelivered = await sendAll('run_1', 'commit run_1 (all delivered)');
+  await finish('run_1', rows);
+  const changed = (i: number) => (i % CHANGE_EVERY === 0 ? 2 : 1);
+  const secondStaged = await diff('run_2', changed);
+  const secondDelivered = await sendAll('run_2', 'commit run_2 (1% changed)');
+  await finish('run_2', rows);
+  const synced = await store.countSynced(syncId);
+
+  await store.close();
+  await cleanup();
+  return {
+    store: kind,
+    version,
+    rows,
+    pageSizeRows: PAGE_SIZE_ROWS,
+    chunkSizeRows: CHUNK_SIZE_ROWS,
+    phases,
+    generationSeconds: Math.round(generationSeconds * 1000) / 1000,
+    peakRssMb: peakRssMb(),
+    checks: { firstStaged, firstDelivered, secondStaged, secondDelivered, synced },
+  };
+}
+
+function runChild(kind: StoreKind, rows: number): Promise<StoreResult> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [...process.execArgv, __filename, '--child', kind, '--rows', String(rows)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.on('error', reject);
+    proc.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`bench child for ${kind} exited with code ${code}`));
+      const last = out.trim().split('\n').pop() ?? '';
+      resolve(JSON.parse(last) as StoreResult);
+    });
+  });
+}
+
+function markdown(results: StoreResult[], date: string): string {
+  const lines = [
+    `# Diff benchmark (${date})`,
+    '',
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ` +
+      `Node ${process.version}. Pages of ${PAGE_SIZE_ROWS.toLocaleString('en')} rows, chunks of ` +
+      `${CHUNK_SIZE_ROWS.toLocaleString('en')}. Row generation and hashing excluded from the phase times.`,
+    '',
+  ];
+  for (const r of results) {
+    lines.push(`## ${r.version} — ${r.rows.toLocaleString('en')} rows`, '');
+    lines.push('| phase | rows | seconds | rows/s | peak RSS (MB) |', '|---|---:|---:|---:|---:|');
+    for (const p of r.phases) {
+      lines.push(
+        `| ${p.name} | ${p.rows.toLocaleString('en')} | ${p.seconds} | ${p.rowsPerSecond.toLocaleString('en')} | ${p.peakRssMb} |`,
+      );
+    }
+    const second = r.phases.find((p) => p.name === 'diff run_2');
+    lines.push(
+      '',
+      `Peak RSS ${r.peakRssMb} MB (target < ${TARGET_PEAK_RSS_MB}: ${r.peakRssMb < TARGET_PEAK_RSS_MB ? 'met' : 'MISSED'}); ` +
+        `1%-changed diff ${second?.rowsPerSecond.toLocaleString('en') ?? '?'} rows/s (target ≥ ` +
+        `${TARGET_CHANGED_DIFF_ROWS_PER_S.toLocaleString('en')}: ` +
+        `${(second?.rowsPerSecond ?? 0) >= TARGET_CHANGED_DIFF_ROWS_PER_S ? 'met' : 'MISSED'}). ` +
+        `Generation ${r.generationSeconds} s. Checks: ${JSON.stringify(r.checks)}.`,
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const rows = Number(arg('rows') ?? DEFAULT_ROWS);
+  const kind = arg('child');
+  if (kind === 'sqlite' || kind === 'postgres') {
+    process.stdout.write(`${JSON.stringify(await child(kind, rows))}\n`);
+    return;
+  }
+  const stores = (arg('stores') ?? 'sqlite,postgres').split(',') as StoreKind[];
+  const results: StoreResult[] = [];
+  for (const store of stores) {
+    console.error(`bench: ${store}, ${rows.toLocaleString('en')} rows...`);
+    const result = await runChild(store, rows);
+    for (const p of result.phases) console.error(`  ${p.name}: ${p.rowsPerSecond.toLocaleString('en')} rows/s`);
+    results.push(result);
+  }
+  const date = new Date().toISOString();
+  const dir = path.join(__dirname, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'diff.json'), `${JSON.stringify({ date, results }, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, 'diff.md'), markdown(results, date));
+  console.log(markdown(results, date));
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

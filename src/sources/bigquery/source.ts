@@ -1,0 +1,509 @@
+/**
+ * BigQuery as a sync's source: a SQL model runs as one query job whose results are paged with page tokens; a
+ * table model is paged directly with tabledata.list (free, no job). A position (job id + page token) read again
+ * returns the same page, so extraction resumes after a crash from the last saved position.
+ *
+ *   const source = new BigQuerySource({ type: 'bigquery', project: 'my-project', location: 'US' });
+ *   const { schema, totalRows, position } = await source.open({ sql: 'SELECT user_id, plan FROM crm.users' });
+ *   for (let p = position; !isExhausted(p); ) ({ next: p } = await source.readPage(p, { pageSize: 10_000 }));
+ *
+ * Positions: `jobId` is the query job's id, or `PROJECT:DATASET.TABLE` for a table read (job ids hold no ":").
+ * The first page has `page: 0, pageToken: null`; after the last page `pageToken` is null and `page > 0`.
+ */
+import type { BigQuery, Job, Table } from '@google-cloud/bigquery';
+import type { ModelConfig, SourceConfig } from '../../config/schema';
+import type {
+  DryRunResult,
+  OpenedModel,
+  ReadPageOptions,
+  Source,
+  SourceField,
+  SourcePage,
+  SourcePosition,
+} from '../../sync/types';
+import { isExhausted } from '../../sync/types';
+import { createBigQueryClient } from './client';
+import { convertRows, normaliseSchema, type RawField, type RawRow } from './convert';
+import {
+  classifyBigQueryError,
+  SourceConfigError,
+  SourceResultsExpiredError,
+  SourceUnavailableError,
+  type BigQueryCallContext,
+} from './errors';
+
+/** Structured logging (Temporal's activity logger fits). */
+export interface SourceLogger {
+  debug(message: string, attributes?: Record<string, unknown>): void;
+  info(message: string, attributes?: Record<string, unknown>): void;
+  warn(message: string, attributes?: Record<string, unknown>): void;
+}
+
+/** How table models are read: tabledata.list pages (free) or a `SELECT *` query job. */
+export type TableReadMode = 'list' | 'query';
+
+export interface BigQuerySourceOptions {
+  /** A ready client (default: createBigQueryClient(source)). */
+  client?: BigQuery;
+  logger?: SourceLogger;
+  /**
+   * Default 'list'; 'query' for a loopback `apiEndpoint`, because the goccy emulator's tabledata.list ignores
+   * maxResults and page tokens (it returns the whole table at once) while its query results page correctly.
+   */
+  tableRead?: TableReadMode;
+  /** Called on every poll while a query job runs (at most JOB_POLL_MAX_MS apart): heartbeat the activity here. */
+  onJobWait?: (wait: { jobId: string; elapsedMs: number }) => void;
+  /** Longest wait for a query job to finish (default JOB_TIMEOUT_MS). */
+  jobTimeoutMs?: number;
+  /** Labels set on every query job, e.g. { app: 'ampsync', sync: 'users' }, to find its cost in billing. */
+  jobLabels?: Record<string, string>;
+}
+
+export interface OpenOptions {
+  /**
+   * A deterministic job id (e.g. from the sync run id): an open() retried after a crash attaches to the job
+   * already running instead of starting the query again.
+   */
+  jobId?: string;
+  signal?: AbortSignal;
+}
+
+/** Default longest wait for a query job. */
+export const JOB_TIMEOUT_MS = 6 * 60 * 60 * 1000;
+/** Polling of a running job starts at JOB_POLL_MIN_MS and doubles up to JOB_POLL_MAX_MS. */
+export const JOB_POLL_MIN_MS = 250;
+export const JOB_POLL_MAX_MS = 5_000;
+/** Prefix of the ids of the query jobs ampsync starts (find them in the console / INFORMATION_SCHEMA.JOBS). */
+export const JOB_ID_PREFIX = 'ampsync_';
+/** How much of a SQL model a message quotes. */
+const SQL_PREVIEW_CHARS = 80;
+
+interface TableRef {
+  project: string;
+  dataset: string;
+  table: string;
+}
+
+type TableMetadata = {
+  type?: string | null;
+  location?: string | null;
+  numRows?: string | number | null;
+  numBytes?: string | number | null;
+  schema?: { fields?: RawField[] | null } | null;
+};
+
+export { isExhausted };
+
+function firstPosition(jobId: string, location: string | null | undefined): SourcePosition {
+  return { jobId, ...(location ? { location } : {}), pageToken: null, page: 0, rowsRead: 0 };
+}
+
+/** `PROJECT:DATASET.TABLE`: BigQuery's own spelling of a table id; never a valid job id. */
+function tablePositionId(ref: TableRef): string {
+  return `${ref.project}:${ref.dataset}.${ref.table}`;
+}
+
+function tableOfPosition(jobId: string): TableRef | undefined {
+  const colon = jobId.lastIndexOf(':');
+  if (colon < 0) return undefined;
+  const rest = jobId.slice(colon + 1);
+  const dot = rest.indexOf('.');
+  if (dot < 0) return undefined;
+  return { project: jobId.slice(0, colon), dataset: rest.slice(0, dot), table: rest.slice(dot + 1) };
+}
+
+function isLoopback(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  } catch {
+    return false;
+  }
+}
+
+function describeModel(model: ModelConfig, project: string): string {
+  if ('table' in model)
+    return `table "${model.table.split('.').length === 2 ? `${project}.${model.table}` : model.table}"`;
+  const oneLine = model.sql.replace(/\s+/g, ' ').trim();
+  return `SQL model "${oneLine.length > SQL_PREVIEW_CHARS ? `${oneLine.slice(0, SQL_PREVIEW_CHARS - 1)}…` : oneLine}"`;
+}
+
+function formatBytes(bytes: bigint): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = Number(bytes);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Reads models from BigQuery (or the goccy emulator) page by page, resumably. */
+export class BigQuerySource implements Source {
+  private readonly client: BigQuery;
+  private readonly logger: SourceLogger | undefined;
+  private readonly tableRead: TableReadMode;
+  private readonly maxBytes: bigint | undefined;
+  private readonly tables = new Map<string, { table: Table; schema: SourceField[] }>();
+
+  constructor(
+    private readonly source: SourceConfig,
+    private readonly options: BigQuerySourceOptions = {},
+  ) {
+    this.client = options.client ?? createBigQueryClient(source);
+    this.logger = options.logger;
+    this.tableRead = options.tableRead ?? (isLoopback(source.apiEndpoint) ? 'query' : 'list');
+    this.maxBytes = source.maximumBytesBilled !== undefined ? BigInt(source.maximumBytesBilled) : undefined;
+  }
+
+  /** Validates the model and reports its bytes and schema without running it; fails over maximumBytesBilled. */
+  async dryRun(model: ModelConfig): Promise<DryRunResult> {
+    const subject = describeModel(model, this.source.project);
+    if ('sql' in model) return this.dryRunQuery(model.sql, subject);
+    const ref = this.tableRef(model.table);
+    const { metadata, schema } = await this.tableMetadata(ref, subject, 'table lookup (dry run)');
+    if (this.readsTableByQuery(metadata)) {
+      const dry = await this.dryRunQuery(selectAll(ref), subject);
+      return { bytesProcessed: dry.bytesProcessed, schema };
+    }
+    // tabledata.list bills nothing: the size reported is what the read transfers
+    return { bytesProcessed: Number(metadata.numBytes ?? 0), schema };
+  }
+
+  /** Runs the model (a query job, waited for; or a table reference) and returns the position of its first page. */
+  async open(model: ModelConfig, options: OpenOptions = {}): Promise<OpenedModel> {
+    const subject = describeModel(model, this.source.project);
+    if ('sql' in model) return this.openQuery(model.sql, subject, options);
+    const ref = this.tableRef(model.table);
+    const { metadata, schema } = await this.tableMetadata(ref, subject, 'table lookup');
+    if (this.readsTableByQuery(metadata)) return this.openQuery(selectAll(ref), subject, options);
+    const totalRows = Number(metadata.numRows ?? 0);
+    this.logger?.debug('opened BigQuery table', { table: tablePositionId(ref), totalRows });
+    return { schema, totalRows, position: firstPosition(tablePositionId(ref), metadata.location) };
+  }
+
+  /** Reads the page at `position`; the same position always yields the same rows. */
+  async readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage> {
+    if (isExhausted(position)) return { rows: [], next: position };
+    const pageSize = Math.max(1, Math.floor(options.pageSize));
+    const table = tableOfPosition(position.jobId);
+    const fetched = table
+      ? await this.listTablePage(table, position, pageSize)
+      : await this.queryResultsPage(position, pageSize);
+    const rows = convertRows(fetched.schema, fetched.rows);
+    const next: SourcePosition = {
+      jobId: position.jobId,
+      ...(position.location !== undefined ? { location: position.location } : {}),
+      pageToken: fetched.pageToken ? fetched.pageToken : null,
+      page: position.page + 1,
+      rowsRead: position.rowsRead + rows.length,
+    };
+    this.logger?.debug('read BigQuery page', {
+      jobId: position.jobId,
+      page: position.page,
+      rows: rows.length,
+      last: next.pageToken === null,
+    });
+    return { rows, next };
+  }
+
+  private tableRef(name: string): TableRef {
+    const parts = name.split('.');
+    if (parts.length === 2)
+      return { project: this.source.project, dataset: parts[0] as string, table: parts[1] as string };
+    if (parts.length === 3)
+      return { project: parts[0] as string, dataset: parts[1] as string, table: parts[2] as string };
+    throw new SourceConfigError(`table model "${name}" is not DATASET.TABLE or PROJECT.DATASET.TABLE`, 'invalid');
+  }
+
+  private readsTableByQuery(metadata: TableMetadata): boolean {
+    // views and external tables have no rows of their own for tabledata.list
+    return (
+      this.tableRead === 'query' || (metadata.type !== undefined && metadata.type !== null && metadata.type !== 'TABLE')
+    );
+  }
+
+  private handleFor(ref: TableRef): Table {
+    const dataset = this.client.dataset(ref.dataset, {
+      projectId: ref.project,
+      ...(this.source.location !== undefined ? { location: this.source.location } : {}),
+    });
+    return dataset.table(ref.table);
+  }
+
+  private async tableMetadata(
+    ref: TableRef,
+    subject: string,
+    operation: string,
+  ): Promise<{ metadata: TableMetadata; schema: SourceField[]; table: Table }> {
+    const table = this.handleFor(ref);
+    let metadata: TableMetadata;
+    try {
+      [metadata] = (await table.getMetadata()) as [TableMetadata, ...unknown[]];
+    } catch (err) {
+      throw classifyBigQueryError(err, { operation, subject, endpoint: 'tables.get' });
+    }
+    const schema = normaliseSchema(metadata.schema?.fields);
+    this.tables.set(tablePositionId(ref), { table, schema });
+    return { metadata, schema, table };
+  }
+
+  private async dryRunQuery(sql: string, subject: string): Promise<DryRunResult> {
+    const dry = await this.dryRunJob(sql, subject);
+    let fields = dry.fields;
+    if (fields === undefined) {
+      // the goccy emulator's dry runs report bytes but no schema: run the model with LIMIT 0 to learn it
+      this.logger?.debug('dry run returned no schema; reading it from a LIMIT 0 query', { subject });
+      fields = await this.schemaFromEmptyRun(sql, subject);
+    }
+    return { bytesProcessed: Number(dry.bytes), schema: normaliseSchema(fields) };
+  }
+
+  /** A true dry run (nothing runs, nothing is billed): bytes, statement type and, from BigQuery, the schema. */
+  private async dryRunJob(sql: string, subject: string): Promise<{ bytes: bigint; fields: RawField[] | undefined }> {
+    let job: Job;
+    try {
+      [job] = await this.client.createQueryJob({ query: sql, dryRun: true, ...this.locationOption() });
+    } catch (err) {
+      throw classifyBigQueryError(err, { operation: 'dry run', subject, endpoint: 'jobs.insert' });
+    }
+    const statistics = (job.metadata as { statistics?: DryRunStatistics } | undefined)?.statistics;
+    const statementType = statistics?.query?.statementType;
+    if (statementType !== undefined && statementType !== 'SELECT') {
+      throw new SourceConfigError(
+        `${subject} is a ${statementType} statement; a model must be a query that returns rows (SELECT ...)`,
+        'invalidQuery',
+      );
+    }
+    const bytes = BigInt(statistics?.totalBytesProcessed ?? statistics?.query?.totalBytesProcessed ?? '0');
+    this.enforceByteLimit(bytes, subject);
+    return { bytes, fields: statistics?.query?.schema?.fields ?? undefined };
+  }
+
+  private enforceByteLimit(bytes: bigint, subject: string): void {
+    if (this.maxBytes === undefined || bytes <= this.maxBytes) return;
+    throw new SourceConfigError(
+      `BigQuery dry run for ${subject}: the query would process ${bytes} bytes (${formatBytes(bytes)}), over the ` +
+        `source's maximumBytesBilled of ${this.maxBytes} bytes (${formatBytes(this.maxBytes)}); raise the limit or narrow the query`,
+      'bytesLimitExceeded',
+    );
+  }
+
+  private async schemaFromEmptyRun(sql: string, subject: string): Promise<RawField[]> {
+    const body = sql.replace(/[\s;]+$/, '');
+    const context: BigQueryCallContext = { operation: 'schema query (LIMIT 0)', subject, endpoint: 'jobs.insert' };
+    try {
+      const [job] = await this.client.createQueryJob({
+        query: `SELECT * FROM (\n${body}\n) LIMIT 0`,
+        ...this.locationOption(),
+      });
+      const [, , response] = await job.getQueryResults({ maxResults: 0, autoPaginate: false, skipParsing: true });
+      return (response as { schema?: { fields?: RawField[] } } | undefined)?.schema?.fields ?? [];
+    } catch (err) {
+      throw classifyBigQueryError(err, context);
+    }
+  }
+
+  private async openQuery(sql: string, subject: string, options: OpenOptions): Promise<OpenedModel> {
+    // BigQuery enforces maximumBytesBilled itself; the dry run also enforces it where a server does not (emulators)
+    if (this.maxBytes !== undefined) await this.dryRunJob(sql, subject);
+    const job = await this.startJob(sql, subject, options.jobId);
+    await this.waitForJob(job, subject, options.signal);
+    let response: { schema?: { fields?: RawField[] }; totalRows?: string | number } | undefined;
+    try {
+      [, , response] = (await job.getQueryResults({ maxResults: 0, autoPaginate: false, skipParsing: true })) as [
+        unknown,
+        unknown,
+        typeof response,
+      ];
+    } catch (err) {
+      throw classifyBigQueryError(err, {
+        operation: `results of job ${job.id ?? ''}`,
+        subject,
+        endpoint: 'jobs.getQueryResults',
+      });
+    }
+    const schema = normaliseSchema(response?.schema?.fields);
+    const totalRows = Number(response?.totalRows ?? 0);
+    const jobId = job.id as string;
+    this.logger?.info('BigQuery query job done', { jobId, totalRows, subject });
+    return { schema, totalRows, position: firstPosition(jobId, job.location) };
+  }
+
+  private async startJob(sql: string, subject: string, jobId: string | undefined): Promise<Job> {
+    const query = {
+      query: sql,
+      ...this.locationOption(),
+      ...(jobId !== undefined ? { jobId } : { jobPrefix: JOB_ID_PREFIX }),
+      ...(this.maxBytes !== undefined ? { maximumBytesBilled: this.maxBytes.toString() } : {}),
+      ...(this.options.jobLabels !== undefined ? { labels: this.options.jobLabels } : {}),
+    };
+    try {
+      const [job] = await this.client.createQueryJob(query);
+      return job;
+    } catch (err) {
+      if (jobId !== undefined && isDuplicateJob(err)) {
+        this.logger?.info('attaching to the query job started by an earlier attempt', { jobId });
+        const job = this.client.job(jobId, this.locationOption());
+        try {
+          await job.getMetadata();
+        } catch (inner) {
+          throw classifyBigQueryError(inner, { operation: `lookup of job ${jobId}`, subject, endpoint: 'jobs.get' });
+        }
+        return job;
+      }
+      throw classifyBigQueryError(err, { operation: 'query job', subject, endpoint: 'jobs.insert' });
+    }
+  }
+
+  private async waitForJob(job: Job, subject: string, signal: AbortSignal | undefined): Promise<void> {
+    const started = Date.now();
+    const timeoutMs = this.options.jobTimeoutMs ?? JOB_TIMEOUT_MS;
+    const jobId = job.id ?? '';
+    let delay = JOB_POLL_MIN_MS;
+    let metadata = job.metadata as
+      { status?: { state?: string; errorResult?: unknown; errors?: unknown[] } } | undefined;
+    while (metadata?.status?.state !== 'DONE') {
+      const elapsedMs = Date.now() - started;
+      if (elapsedMs > timeoutMs) {
+        throw new SourceUnavailableError(
+          `BigQuery query job ${jobId} for ${subject} did not finish within ${Math.round(timeoutMs / 1000)} s`,
+          'timeout',
+        );
+      }
+      this.options.onJobWait?.({ jobId, elapsedMs });
+      await sleep(delay, signal);
+      delay = Math.min(delay * 2, JOB_POLL_MAX_MS);
+      try {
+        [metadata] = (await job.getMetadata()) as [typeof metadata, ...unknown[]];
+      } catch (err) {
+        throw classifyBigQueryError(err, { operation: `status of job ${jobId}`, subject, endpoint: 'jobs.get' });
+      }
+    }
+    const status = metadata.status;
+    if (status?.errorResult) {
+      const errors = [status.errorResult, ...(status.errors ?? [])];
+      const first = status.errorResult as { message?: string };
+      throw classifyBigQueryError(
+        { errors, message: first.message ?? 'the job failed' },
+        { operation: `query job ${jobId}`, subject },
+      );
+    }
+  }
+
+  private async queryResultsPage(position: SourcePosition, pageSize: number): Promise<FetchedPage> {
+    const job = this.client.job(position.jobId, position.location !== undefined ? { location: position.location } : {});
+    const context = {
+      operation: `page ${position.page + 1} of job ${position.jobId}`,
+      subject: `results of job ${position.jobId}`,
+      endpoint: 'jobs.getQueryResults',
+    };
+    let response:
+      | { schema?: { fields?: RawField[] }; rows?: RawRow[]; pageToken?: string | null; jobComplete?: boolean }
+      | undefined;
+    try {
+      [, , response] = (await job.getQueryResults({
+        autoPaginate: false,
+        maxResults: pageSize,
+        skipParsing: true,
+        ...(position.pageToken !== null ? { pageToken: position.pageToken } : {}),
+      })) as [unknown, unknown, typeof response];
+    } catch (err) {
+      const classified = classifyBigQueryError(err, context);
+      if (classified instanceof SourceConfigError && classified.reason === 'notFound') {
+        throw new SourceResultsExpiredError(
+          `the results of BigQuery job ${position.jobId} are gone (BigQuery keeps query results about 24 h); ` +
+            `page ${position.page + 1} cannot be read: open the model again`,
+          { cause: classified },
+        );
+      }
+      throw classified;
+    }
+    if (response?.jobComplete === false) {
+      throw new SourceUnavailableError(
+        `BigQuery job ${position.jobId} has not finished; its page ${position.page + 1} is not ready`,
+        'timeout',
+      );
+    }
+    return {
+      schema: normaliseSchema(response?.schema?.fields),
+      rows: response?.rows ?? [],
+      pageToken: response?.pageToken ?? null,
+    };
+  }
+
+  private async listTablePage(ref: TableRef, position: SourcePosition, pageSize: number): Promise<FetchedPage> {
+    const id = tablePositionId(ref);
+    const subject = `table "${ref.project}.${ref.dataset}.${ref.table}"`;
+    const cached = this.tables.get(id) ?? (await this.tableMetadata(ref, subject, 'schema lookup'));
+    let rows: RawRow[];
+    let response: { pageToken?: string | null } | undefined;
+    try {
+      [rows, , response] = (await cached.table.getRows({
+        autoPaginate: false,
+        maxResults: pageSize,
+        skipParsing: true,
+        ...(position.pageToken !== null ? { pageToken: position.pageToken } : {}),
+      })) as [RawRow[], unknown, typeof response];
+    } catch (err) {
+      throw classifyBigQueryError(err, { operation: `page ${position.page + 1}`, subject, endpoint: 'tabledata.list' });
+    }
+    if (rows.length > pageSize) {
+      this.logger?.warn(
+        'the server ignored maxResults on tabledata.list (an emulator?): the whole table came as one page',
+        {
+          table: id,
+          rows: rows.length,
+          pageSize,
+        },
+      );
+    }
+    return { schema: cached.schema, rows, pageToken: response?.pageToken ?? null };
+  }
+
+  private locationOption(): { location?: string } {
+    return this.source.location !== undefined ? { location: this.source.location } : {};
+  }
+}
+
+interface DryRunStatistics {
+  totalBytesProcessed?: string;
+  query?: { totalBytesProcessed?: string; statementType?: string; schema?: { fields?: RawField[] | null } | null };
+}
+
+interface FetchedPage {
+  schema: SourceField[];
+  rows: RawRow[];
+  pageToken: string | null;
+}
+
+function selectAll(ref: TableRef): string {
+  return `SELECT * FROM \`${ref.project}.${ref.dataset}.${ref.table}\``;
+}
+
+/** A job id already taken: 409 from BigQuery, a 400 "already created" from the goccy emulator. */
+function isDuplicateJob(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (e?.code === 409) return true;
+  return typeof e?.message === 'string' && /already (created|exists)/i.test(e.message);
+}

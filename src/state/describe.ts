@@ -1,0 +1,131 @@
+/** Wording and record shapes both state stores share, so their messages and results read the same. */
+import type { RowRejection, RunCounts } from '../sync/types';
+import { emptyCounts } from '../sync/types';
+import { StateConfigError, StateConflictError } from './errors';
+import type { FinishExtractResult, RunStatus } from './types';
+
+/** Rejections returned by finishExtract for the run summary. */
+export const MAX_SAMPLE_REJECTIONS = 10;
+
+/** `run "r1" of sync "users"`, the subject of most messages. */
+export function runLabel(syncId: string, runId: string): string {
+  return `run "${runId}" of sync "${syncId}"`;
+}
+
+/** Rejects a chunk size that cannot number chunks. */
+export function checkChunkSize(chunkSize: number, syncId: string, runId: string): void {
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
+    throw new StateConfigError(`chunkSize of ${runLabel(syncId, runId)} must be a positive integer, got ${chunkSize}`);
+  }
+}
+
+/** What beginRun may find when a run with that id exists already. */
+export function checkSameRun(
+  existing: { mode: string; chunkSize: number },
+  wanted: { mode: string; chunkSize: number },
+  syncId: string,
+  runId: string,
+): void {
+  if (existing.mode !== wanted.mode || existing.chunkSize !== wanted.chunkSize) {
+    throw new StateConflictError(
+      `${runLabel(syncId, runId)} was begun with mode ${existing.mode} and chunkSize ${existing.chunkSize}, ` +
+        `not mode ${wanted.mode} and chunkSize ${wanted.chunkSize}`,
+    );
+  }
+}
+
+/** The state of a run that chunk calls (readChunk, recordOutcomes, commitChunk) need. */
+export interface ChunkableRun {
+  status: RunStatus;
+  extracted: boolean;
+  chunks: number | null;
+}
+
+/** Throws unless the run is running and its extraction finished (and, when given, `chunk` is one of its chunks). */
+export function checkChunkable(run: ChunkableRun, syncId: string, runId: string, chunk?: number): void {
+  const label = runLabel(syncId, runId);
+  if (run.status !== 'running') {
+    throw new StateConflictError(`${label} is ${run.status}: its staged rows were dropped when it finished`);
+  }
+  if (!run.extracted) {
+    throw new StateConflictError(`${label} has not finished extraction: call finishExtract before sending chunks`);
+  }
+  const chunks = run.chunks ?? 0;
+  if (chunk !== undefined && (!Number.isSafeInteger(chunk) || chunk < 0 || chunk >= chunks)) {
+    throw new StateConflictError(`${label} has ${chunks} chunks (0..${chunks - 1}); there is no chunk ${chunk}`);
+  }
+}
+
+/** Throws when staging is asked of a run whose extraction is over. */
+export function checkStageable(run: { status: RunStatus; extracted: boolean }, syncId: string, runId: string): void {
+  const label = runLabel(syncId, runId);
+  if (run.status !== 'running') throw new StateConflictError(`${label} is ${run.status}: it takes no more pages`);
+  if (run.extracted) throw new StateConflictError(`${label} finished extraction: it takes no more pages`);
+}
+
+/** Raw aggregates of a run's seen keys, as both stores compute them in finishExtract. */
+export interface SeenAggregates {
+  new: number;
+  changed: number;
+  unchanged: number;
+  /** Seen keys that had a delivered hash (the rest of the synced keys are gone). */
+  seenSynced: number;
+  /** Mapped rows of duplicated keys (counted invalid). */
+  duplicateRows: number;
+  duplicateKeys: number;
+}
+
+/** Final extract counts: extracted = invalid + new + changed + unchanged (a duplicated key's rows are invalid). */
+export function extractResult(
+  running: RunCounts,
+  seen: SeenAggregates,
+  syncedKeys: number,
+  chunkSize: number,
+  sampleRejections: RowRejection[],
+): FinishExtractResult {
+  const staged = seen.new + seen.changed;
+  return {
+    counts: {
+      extracted: running.extracted,
+      invalid: running.invalid + seen.duplicateRows,
+      new: seen.new,
+      changed: seen.changed,
+      unchanged: seen.unchanged,
+      gone: Math.max(0, syncedKeys - seen.seenSynced),
+    },
+    chunks: Math.ceil(staged / chunkSize),
+    duplicateKeys: seen.duplicateKeys,
+    sampleRejections,
+  };
+}
+
+/** Running counts after one more page. */
+export function addPage(
+  counts: RunCounts,
+  page: { rows: number; rejected: number; staged: number; new: number; unchanged: number },
+): RunCounts {
+  return {
+    ...counts,
+    extracted: counts.extracted + page.rows + page.rejected,
+    invalid: counts.invalid + page.rejected,
+    new: counts.new + page.new,
+    changed: counts.changed + page.staged - page.new,
+    unchanged: counts.unchanged + page.unchanged,
+  };
+}
+
+/** Counts as stored, filled with zeros for fields an older record lacks. */
+export function parseCounts(value: unknown): RunCounts {
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  return { ...emptyCounts(), ...(parsed as Partial<RunCounts>) };
+}
+
+/** Outcomes for keys the run did not stage (a bug in the caller, or a run already finished). */
+export function unknownKeys(keys: string[], syncId: string, runId: string): StateConflictError {
+  const shown = keys
+    .slice(0, 3)
+    .map((k) => JSON.stringify(k))
+    .join(', ');
+  const more = keys.length > 3 ? ` and ${keys.length - 3} more` : '';
+  return new StateConflictError(`${runLabel(syncId, runId)} staged no row with key ${shown}${more}`);
+}

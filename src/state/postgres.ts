@@ -1,0 +1,624 @@
+/**
+ * The shared state store: PostgreSQL, for workers on several machines. Every call is one short transaction;
+ * pages are loaded with COPY into a session temp table and merged with set-based SQL, so workers can commit
+ * different chunks of one run at the same time without any lock held across calls.
+ *
+ *   const state = new PostgresStateStore({ connectionString: 'postgres://ampsync@db:5432/ampsync' });
+ *   await state.migrate();
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Pool } from 'pg';
+import type { PoolClient } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { DiffMode, RowOutcome, RowRejection, RunCounts, StagedRow } from '../sync/types';
+import { emptyCounts } from '../sync/types';
+import {
+  MAX_SAMPLE_REJECTIONS,
+  addPage,
+  checkChunkSize,
+  checkChunkable,
+  checkSameRun,
+  checkStageable,
+  extractResult,
+  parseCounts,
+  runLabel,
+  unknownKeys,
+} from './describe';
+import type { SeenAggregates } from './describe';
+import { RunNotFoundError, StateConfigError, classifyDatabaseError } from './errors';
+import { pageKeys, planPage } from './page-plan';
+import type { PlannedKey } from './page-plan';
+import type {
+  BeginRunInput,
+  CommitChunkResult,
+  ExtractCursor,
+  FinishExtractResult,
+  RejectedRow,
+  RunRecord,
+  RunStatus,
+  StagePageInput,
+  StagePageResult,
+  StateStore,
+} from './types';
+
+/** Connections per process when not configured. */
+export const DEFAULT_POOL_SIZE = 10;
+/** How long a call waits for a free or new connection before failing (retryably). */
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
+const DEFAULT_SCHEMA = 'ampsync';
+const SCHEMA_VERSION = 1;
+/** An unquoted PostgreSQL identifier (at most 63 bytes). */
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Session temp table a page is copied into; emptied at each commit. */
+const PAGE_TABLE = 'pg_temp.ampsync_page_keys';
+
+export interface PostgresStateStoreOptions {
+  /** `postgres://user@host:5432/db` (credentials may also come from PG* variables and ~/.pgpass). */
+  connectionString: string;
+  /** Schema of the tables, created if missing (default `ampsync`); lowercase letters, digits and `_`. */
+  schema?: string;
+  /** Connections per process (default 10). */
+  poolSize?: number;
+  connectionTimeoutMs?: number;
+  /** Clock for run and rejection times (tests pin it). */
+  now?: () => Date;
+}
+
+interface RunRow {
+  run_no: number;
+  sync_id: string;
+  run_id: string;
+  workflow_id: string | null;
+  status: RunStatus;
+  mode: DiffMode;
+  chunk_size: number;
+  started_at: Date;
+  finished_at: Date | null;
+  counts: RunCounts;
+  chunks: number | null;
+  error: string | null;
+  cursor: ExtractCursor['position'] | null;
+  next_pos: number;
+  extract_result: FinishExtractResult | null;
+}
+
+function toRecord(row: RunRow): RunRecord {
+  return {
+    syncId: row.sync_id,
+    runId: row.run_id,
+    status: row.status,
+    startedAt: row.started_at.toISOString(),
+    finishedAt: row.finished_at === null ? null : row.finished_at.toISOString(),
+    counts: parseCounts(row.counts),
+    chunks: row.chunks,
+    workflowId: row.workflow_id,
+    error: row.error,
+  };
+}
+
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** A value in COPY's text format. */
+function copyValue(value: string | number | boolean | null): string {
+  if (value === null) return '\\N';
+  if (typeof value !== 'string') return String(value);
+  return value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c] ?? c);
+}
+
+function copyRows(keys: readonly PlannedKey[]): string {
+  let out = '';
+  for (const k of keys) {
+    out +=
+      `${copyValue(k.key)}\t${k.seen}\t${k.valid}\t${k.wasSynced}\t${copyValue(k.pos)}\t` +
+      `${copyValue(k.hash)}\t${copyValue(k.payload)}\n`;
+  }
+  return out;
+}
+
+/** The state store in a PostgreSQL schema: shared by every worker of a deployment. */
+export class PostgresStateStore implements StateStore {
+  readonly schema: string;
+  private readonly pool: Pool;
+  private readonly now: () => Date;
+  /** Quoted schema prefix of every table. */
+  private readonly t: string;
+  /** Pooled connections whose session already has the page temp table. */
+  private readonly withPageTable = new WeakSet<PoolClient>();
+
+  constructor(options: PostgresStateStoreOptions) {
+    this.schema = options.schema ?? DEFAULT_SCHEMA;
+    if (!IDENTIFIER.test(this.schema)) {
+      throw new StateConfigError(
+        `PostgreSQL state schema "${this.schema}" is not a plain identifier (lowercase letters, digits, _)`,
+      );
+    }
+    this.t = `"${this.schema}"`;
+    this.now = options.now ?? (() => new Date());
+    this.pool = new Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? DEFAULT_POOL_SIZE,
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
+      application_name: 'ampsync',
+    });
+    // an idle connection dropped by the server is discarded by the pool; the next call opens another
+    this.pool.on('error', () => undefined);
+  }
+
+  async migrate(): Promise<void> {
+    const t = this.t;
+    await this.transaction('create its tables', async (c) => {
+      // workers starting together must not race on CREATE ... IF NOT EXISTS
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`ampsync.migrate.${this.schema}`]);
+      await c.query(`
+        CREATE SCHEMA IF NOT EXISTS ${t};
+        CREATE TABLE IF NOT EXISTS ${t}.schema_version (version integer NOT NULL);
+        CREATE TABLE IF NOT EXISTS ${t}.runs (
+          run_no integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          sync_id text NOT NULL,
+          run_id text NOT NULL,
+          workflow_id text,
+          status text NOT NULL,
+          mode text NOT NULL,
+          chunk_size integer NOT NULL,
+          started_at timestamptz NOT NULL,
+          finished_at timestamptz,
+          counts jsonb NOT NULL,
+          chunks integer,
+          error text,
+          cursor jsonb,
+          next_pos integer NOT NULL DEFAULT 0,
+          extract_result jsonb,
+          UNIQUE (sync_id, run_id)
+        );
+        CREATE INDEX IF NOT EXISTS runs_by_sync ON ${t}.runs (sync_id, run_no DESC);
+        CREATE TABLE IF NOT EXISTS ${t}.run_pages (
+          run_no integer NOT NULL,
+          page integer NOT NULL,
+          result jsonb NOT NULL,
+          PRIMARY KEY (run_no, page)
+        );
+        CREATE TABLE IF NOT EXISTS ${t}.run_keys (
+          run_no integer NOT NULL,
+          key text COLLATE "C" NOT NULL,
+          seen integer NOT NULL,
+          valid integer NOT NULL,
+          was_synced boolean NOT NULL,
+          pos integer,
+          hash text,
+          payload text,
+          status text,
+          reason text,
+          committed boolean NOT NULL DEFAULT false,
+          PRIMARY KEY (run_no, key)
+        ) WITH (fillfactor = 80);
+        CREATE INDEX IF NOT EXISTS run_keys_by_pos ON ${t}.run_keys (run_no, pos) WHERE pos IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS run_keys_duplicates ON ${t}.run_keys (run_no) WHERE seen > 1;
+        CREATE TABLE IF NOT EXISTS ${t}.synced (
+          sync_id text NOT NULL,
+          key text COLLATE "C" NOT NULL,
+          hash text NOT NULL,
+          PRIMARY KEY (sync_id, key)
+        );
+        CREATE TABLE IF NOT EXISTS ${t}.rejected (
+          id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+          sync_id text NOT NULL,
+          run_id text NOT NULL,
+          key text,
+          reason text NOT NULL,
+          stage text NOT NULL,
+          at timestamptz NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS rejected_by_sync ON ${t}.rejected (sync_id, id DESC);
+        CREATE INDEX IF NOT EXISTS rejected_by_run ON ${t}.rejected (sync_id, run_id, id);
+      `);
+      await c.query(`DELETE FROM ${t}.schema_version`);
+      await c.query(`INSERT INTO ${t}.schema_version (version) VALUES ($1)`, [SCHEMA_VERSION]);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.pool.ended) await this.pool.end();
+  }
+
+  async beginRun(input: BeginRunInput): Promise<RunRecord> {
+    const { syncId, runId } = input;
+    return this.transaction(`begin ${runLabel(syncId, runId)}`, async (c) => {
+      checkChunkSize(input.chunkSize, syncId, runId);
+      await c.query(
+        `INSERT INTO ${this.t}.runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) ON CONFLICT (sync_id, run_id) DO NOTHING`,
+        [syncId, runId, input.workflowId ?? null, input.mode, input.chunkSize, this.now(), emptyCounts()],
+      );
+      const run = await this.requireRun(c, syncId, runId);
+      checkSameRun({ mode: run.mode, chunkSize: run.chunk_size }, input, syncId, runId);
+      return toRecord(run);
+    });
+  }
+
+  async getRun(syncId: string, runId: string): Promise<RunRecord | null> {
+    return this.session(`read ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.findRun(c, syncId, runId);
+      return run === undefined ? null : toRecord(run);
+    });
+  }
+
+  async listRuns(syncId: string, limit: number): Promise<RunRecord[]> {
+    return this.session(`list the runs of sync "${syncId}"`, async (c) => {
+      const { rows } = await c.query<RunRow>(
+        `SELECT * FROM ${this.t}.runs WHERE sync_id = $1 ORDER BY run_no DESC LIMIT $2`,
+        [syncId, limit],
+      );
+      return rows.map(toRecord);
+    });
+  }
+
+  async getExtractCursor(syncId: string, runId: string): Promise<ExtractCursor | null> {
+    return this.session(`read the extract cursor of ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.requireRun(c, syncId, runId);
+      return run.cursor === null ? null : { position: run.cursor, staged: run.next_pos };
+    });
+  }
+
+  async stagePage(input: StagePageInput): Promise<StagePageResult> {
+    const { syncId, runId, cursor } = input;
+    const t = this.t;
+    return this.transaction(`stage page ${cursor.page} of ${runLabel(syncId, runId)}`, async (c) => {
+      // the lock makes a concurrent replay of this page wait, then find it staged
+      const run = await this.requireRun(c, syncId, runId, 'FOR UPDATE');
+      const replayed = await c.query<{ result: StagePageResult }>(
+        `SELECT result FROM ${t}.run_pages WHERE run_no = $1 AND page = $2`,
+        [run.run_no, cursor.page],
+      );
+      const previous = replayed.rows[0];
+      if (previous !== undefined) return previous.result;
+      checkStageable({ status: run.status, extracted: run.extract_result !== null }, syncId, runId);
+
+      const keys = pageKeys(input.rows, input.rejected);
+      const found = await c.query<[string, string]>({
+        text: `SELECT key, hash FROM ${t}.synced WHERE sync_id = $1 AND key = ANY($2::text[])`,
+        values: [syncId, keys],
+        rowMode: 'array',
+      });
+      const plan = planPage(input.rows, input.rejected, new Map(found.rows), run.mode, run.next_pos);
+
+      if (plan.keys.length > 0) {
+        await this.ensurePageTable(c);
+        await pipeline(
+          Readable.from([copyRows(plan.keys)]),
+          c.query(copyFrom(`COPY ${PAGE_TABLE} (key, seen, valid, was_synced, pos, hash, payload) FROM STDIN`)),
+        );
+        await c.query(
+          `INSERT INTO ${t}.run_keys (run_no, key, seen, valid, was_synced, pos, hash, payload)
+           SELECT $1, key, seen, valid, was_synced, pos, hash, payload FROM ${PAGE_TABLE}
+           ON CONFLICT (run_no, key) DO UPDATE
+             SET seen = run_keys.seen + excluded.seen, valid = run_keys.valid + excluded.valid`,
+          [run.run_no],
+        );
+      }
+      if (input.rejected.length > 0) {
+        await c.query(
+          `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
+           SELECT $1, $2, r.key, r.reason, r.stage, $3
+           FROM unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS r(key, reason, stage, n) ORDER BY r.n`,
+          [
+            syncId,
+            runId,
+            this.now(),
+            input.rejected.map((r) => r.key),
+            input.rejected.map((r) => r.reason),
+            input.rejected.map((r) => r.stage),
+          ],
+        );
+      }
+      const counts = addPage(parseCounts(run.counts), {
+        rows: input.rows.length,
+        rejected: input.rejected.length,
+        ...plan.result,
+      });
+      // the cursor only moves forward, even if an older attempt stages a page late
+      const nextCursor = run.cursor !== null && run.cursor.page > cursor.page ? run.cursor : cursor;
+      await c.query(`UPDATE ${t}.runs SET cursor = $1, next_pos = $2, counts = $3 WHERE run_no = $4`, [
+        nextCursor,
+        plan.nextPos,
+        counts,
+        run.run_no,
+      ]);
+      await c.query(`INSERT INTO ${t}.run_pages (run_no, page, result) VALUES ($1, $2, $3)`, [
+        run.run_no,
+        cursor.page,
+        plan.result,
+      ]);
+      return plan.result;
+    });
+  }
+
+  async finishExtract(syncId: string, runId: string): Promise<FinishExtractResult> {
+    const t = this.t;
+    return this.transaction(`finish extraction of ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.requireRun(c, syncId, runId, 'FOR UPDATE');
+      if (run.extract_result !== null) return run.extract_result;
+      checkStageable({ status: run.status, extracted: false }, syncId, runId);
+
+      await c.query(
+        `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
+         SELECT $1, $2, key, 'duplicate key ' || to_json(key)::text || ' appears ' || seen || ' times in the model',
+                'diff', $3
+         FROM ${t}.run_keys WHERE run_no = $4 AND seen > 1 ORDER BY key`,
+        [syncId, runId, this.now(), run.run_no],
+      );
+      await c.query(
+        `UPDATE ${t}.run_keys SET pos = NULL, hash = NULL, payload = NULL
+         WHERE run_no = $1 AND seen > 1 AND pos IS NOT NULL`,
+        [run.run_no],
+      );
+      const aggregates = await c.query<SeenAggregates>(
+        `SELECT
+           count(*) FILTER (WHERE seen = 1 AND pos IS NOT NULL AND NOT was_synced)::int AS "new",
+           count(*) FILTER (WHERE seen = 1 AND pos IS NOT NULL AND was_synced)::int AS "changed",
+           count(*) FILTER (WHERE seen = 1 AND valid = 1 AND pos IS NULL)::int AS "unchanged",
+           count(*) FILTER (WHERE was_synced)::int AS "seenSynced",
+           coalesce(sum(valid) FILTER (WHERE seen > 1), 0)::int AS "duplicateRows",
+           count(*) FILTER (WHERE seen > 1)::int AS "duplicateKeys"
+         FROM ${t}.run_keys WHERE run_no = $1`,
+        [run.run_no],
+      );
+      const seen = aggregates.rows[0] as SeenAggregates;
+      if (seen.duplicateKeys > 0) {
+        // dense positions 0..n-1 in staging order, once duplicates left gaps
+        await c.query(
+          `UPDATE ${t}.run_keys k SET pos = r.rn
+           FROM (SELECT key, (row_number() OVER (ORDER BY pos) - 1)::int AS rn FROM ${t}.run_keys
+                 WHERE run_no = $1 AND pos IS NOT NULL) r
+           WHERE k.run_no = $1 AND k.key = r.key AND k.pos <> r.rn`,
+          [run.run_no],
+        );
+      }
+      const syncedKeys = await this.countSyncedWith(c, syncId);
+      const samples = await c.query<RowRejection>(
+        `SELECT key, reason, stage FROM ${t}.rejected WHERE sync_id = $1 AND run_id = $2 ORDER BY id
+         LIMIT ${MAX_SAMPLE_REJECTIONS}`,
+        [syncId, runId],
+      );
+      const result = extractResult(parseCounts(run.counts), seen, syncedKeys, run.chunk_size, samples.rows);
+      const counts: RunCounts = { ...parseCounts(run.counts), ...result.counts };
+      await c.query(`UPDATE ${t}.runs SET extract_result = $1, chunks = $2, counts = $3 WHERE run_no = $4`, [
+        result,
+        result.chunks,
+        counts,
+        run.run_no,
+      ]);
+      return result;
+    });
+  }
+
+  async readChunk(syncId: string, runId: string, chunk: number): Promise<StagedRow[]> {
+    return this.session(`read chunk ${chunk} of ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.chunkableRun(c, syncId, runId, chunk);
+      const from = chunk * run.chunk_size;
+      const { rows } = await c.query<StagedRow>(
+        `SELECT key, hash, payload FROM ${this.t}.run_keys
+         WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NULL ORDER BY pos`,
+        [run.run_no, from, from + run.chunk_size],
+      );
+      return rows;
+    });
+  }
+
+  async recordOutcomes(syncId: string, runId: string, outcomes: RowOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    // one outcome per key, the last one given
+    const byKey = new Map<string, RowOutcome>();
+    for (const o of outcomes) byKey.set(o.key, o);
+    const list = [...byKey.values()];
+    await this.transaction(`record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.chunkableRun(c, syncId, runId);
+      const updated = await c.query<[string]>({
+        text: `UPDATE ${this.t}.run_keys k
+               SET status = u.status, reason = u.reason,
+                   committed = k.committed AND k.status IS NOT DISTINCT FROM u.status
+                                          AND k.reason IS NOT DISTINCT FROM u.reason
+               FROM unnest($2::text[], $3::text[], $4::text[]) AS u(key, status, reason)
+               WHERE k.run_no = $1 AND k.key = u.key AND k.pos IS NOT NULL
+               RETURNING k.key`,
+        values: [
+          run.run_no,
+          list.map((o) => o.key),
+          list.map((o) => o.status),
+          list.map((o) => (o.status === 'delivered' ? null : o.reason)),
+        ],
+        rowMode: 'array',
+      });
+      if (updated.rows.length < list.length) {
+        const matched = new Set(updated.rows.map((r) => r[0]));
+        throw unknownKeys(
+          list.filter((o) => !matched.has(o.key)).map((o) => o.key),
+          syncId,
+          runId,
+        );
+      }
+    });
+  }
+
+  async commitChunk(syncId: string, runId: string, chunk: number): Promise<CommitChunkResult> {
+    const t = this.t;
+    return this.transaction(`commit chunk ${chunk} of ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.chunkableRun(c, syncId, runId, chunk);
+      const from = chunk * run.chunk_size;
+      const to = from + run.chunk_size;
+      // marking rows committed first makes a concurrent commit of the same chunk wait, then find nothing to do
+      await c.query(
+        `WITH done AS (
+           UPDATE ${t}.run_keys SET committed = true
+           WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NOT NULL AND NOT committed
+           RETURNING key, hash, status, reason, pos
+         ), delivered AS (
+           INSERT INTO ${t}.synced (sync_id, key, hash)
+           SELECT $4, key, hash FROM done WHERE status = 'delivered' ORDER BY key
+           ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash
+         )
+         INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
+         SELECT $4, $5, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', $6
+         FROM done WHERE status = 'rejected' ORDER BY pos`,
+        [run.run_no, from, to, syncId, runId, this.now()],
+      );
+      const counts = await c.query<CommitChunkResult>(
+        `SELECT
+           count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
+           count(*) FILTER (WHERE status = 'rejected')::int AS rejected,
+           count(*) FILTER (WHERE status = 'deferred')::int AS deferred,
+           count(*) FILTER (WHERE status IS NULL)::int AS pending
+         FROM ${t}.run_keys WHERE run_no = $1 AND pos >= $2 AND pos < $3`,
+        [run.run_no, from, to],
+      );
+      return counts.rows[0] as CommitChunkResult;
+    });
+  }
+
+  async finishRun(
+    syncId: string,
+    runId: string,
+    status: Exclude<RunStatus, 'running'>,
+    counts: RunCounts,
+    error?: string,
+  ): Promise<RunRecord> {
+    const t = this.t;
+    return this.transaction(`finish ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.requireRun(c, syncId, runId, 'FOR UPDATE');
+      if (run.status !== 'running') return toRecord(run);
+      await c.query(`UPDATE ${t}.runs SET status = $1, counts = $2, error = $3, finished_at = $4 WHERE run_no = $5`, [
+        status,
+        counts,
+        error ?? null,
+        this.now(),
+        run.run_no,
+      ]);
+      await c.query(`DELETE FROM ${t}.run_keys WHERE run_no = $1`, [run.run_no]);
+      await c.query(`DELETE FROM ${t}.run_pages WHERE run_no = $1`, [run.run_no]);
+      return toRecord(await this.requireRun(c, syncId, runId));
+    });
+  }
+
+  async discardRun(syncId: string, runId: string): Promise<void> {
+    const t = this.t;
+    await this.transaction(`discard ${runLabel(syncId, runId)}`, async (c) => {
+      const run = await this.findRun(c, syncId, runId, 'FOR UPDATE');
+      if (run === undefined) return;
+      await c.query(`DELETE FROM ${t}.run_keys WHERE run_no = $1`, [run.run_no]);
+      await c.query(`DELETE FROM ${t}.run_pages WHERE run_no = $1`, [run.run_no]);
+      await c.query(`DELETE FROM ${t}.rejected WHERE sync_id = $1 AND run_id = $2`, [syncId, runId]);
+      await c.query(`DELETE FROM ${t}.runs WHERE run_no = $1`, [run.run_no]);
+    });
+  }
+
+  async listRejected(syncId: string, limit: number): Promise<RejectedRow[]> {
+    return this.session(`list the rejected rows of sync "${syncId}"`, async (c) => {
+      const { rows } = await c.query<Omit<RejectedRow, 'at'> & { at: Date }>(
+        `SELECT sync_id AS "syncId", run_id AS "runId", key, reason, stage, at
+         FROM ${this.t}.rejected WHERE sync_id = $1 ORDER BY id DESC LIMIT $2`,
+        [syncId, limit],
+      );
+      return rows.map((r) => ({ ...r, at: r.at.toISOString() }));
+    });
+  }
+
+  async countSynced(syncId: string): Promise<number> {
+    return this.session(`count the synced keys of sync "${syncId}"`, (c) => this.countSyncedWith(c, syncId));
+  }
+
+  async resetSync(syncId: string): Promise<void> {
+    await this.session(`reset sync "${syncId}"`, (c) =>
+      c.query(`DELETE FROM ${this.t}.synced WHERE sync_id = $1`, [syncId]),
+    );
+  }
+
+  private async countSyncedWith(c: PoolClient, syncId: string): Promise<number> {
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${this.t}.synced WHERE sync_id = $1`,
+      [syncId],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  private async findRun(
+    c: PoolClient,
+    syncId: string,
+    runId: string,
+    lock: '' | 'FOR UPDATE' = '',
+  ): Promise<RunRow | undefined> {
+    const { rows } = await c.query<RunRow>(`SELECT * FROM ${this.t}.runs WHERE sync_id = $1 AND run_id = $2 ${lock}`, [
+      syncId,
+      runId,
+    ]);
+    return rows[0];
+  }
+
+  private async requireRun(
+    c: PoolClient,
+    syncId: string,
+    runId: string,
+    lock: '' | 'FOR UPDATE' = '',
+  ): Promise<RunRow> {
+    const run = await this.findRun(c, syncId, runId, lock);
+    if (run === undefined) throw new RunNotFoundError(syncId, runId);
+    return run;
+  }
+
+  private async chunkableRun(c: PoolClient, syncId: string, runId: string, chunk?: number): Promise<RunRow> {
+    const run = await this.requireRun(c, syncId, runId);
+    checkChunkable(
+      { status: run.status, extracted: run.extract_result !== null, chunks: run.chunks },
+      syncId,
+      runId,
+      chunk,
+    );
+    return run;
+  }
+
+  private async ensurePageTable(c: PoolClient): Promise<void> {
+    if (this.withPageTable.has(c)) return;
+    await c.query(
+      `CREATE TEMP TABLE IF NOT EXISTS ampsync_page_keys (
+         key text COLLATE "C", seen integer, valid integer, was_synced boolean, pos integer, hash text, payload text
+       ) ON COMMIT DELETE ROWS`,
+    );
+    this.withPageTable.add(c);
+  }
+
+  /** Runs `body` on one pooled connection, outside a transaction (single statements, reads). */
+  private async session<T>(operation: string, body: (c: PoolClient) => Promise<T>): Promise<T> {
+    let client: PoolClient | undefined;
+    try {
+      client = await this.pool.connect();
+      return await body(client);
+    } catch (err) {
+      throw classifyDatabaseError(err, 'PostgreSQL', operation);
+    } finally {
+      client?.release();
+    }
+  }
+
+  /** Runs `body` in one transaction on one pooled connection; a connection that failed is not reused. */
+  private async transaction<T>(operation: string, body: (c: PoolClient) => Promise<T>): Promise<T> {
+    let client: PoolClient | undefined;
+    let broken: Error | undefined;
+    try {
+      client = await this.pool.connect();
+      await client.query('BEGIN');
+      const result = await body(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      if (client !== undefined) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackError) {
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        }
+      }
+      throw classifyDatabaseError(err, 'PostgreSQL', operation);
+    } finally {
+      client?.release(broken);
+    }
+  }
+}

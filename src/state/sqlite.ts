@@ -1,0 +1,578 @@
+/**
+ * The embedded state store: one SQLite file (WAL mode), one connection per process. better-sqlite3 is
+ * synchronous, so each call is one short transaction on prepared statements; bulk lookups go through json_each.
+ *
+ *   const state = new SqliteStateStore({ file: '.ampsync/state.db' });
+ *   await state.migrate();
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import type { DiffMode, RowOutcome, RowRejection, RunCounts, StagedRow } from '../sync/types';
+import { emptyCounts } from '../sync/types';
+import {
+  MAX_SAMPLE_REJECTIONS,
+  addPage,
+  checkChunkSize,
+  checkChunkable,
+  checkSameRun,
+  checkStageable,
+  extractResult,
+  parseCounts,
+  runLabel,
+  unknownKeys,
+} from './describe';
+import type { SeenAggregates } from './describe';
+import { RunNotFoundError, classifyDatabaseError } from './errors';
+import { planPage, summarizePage } from './page-plan';
+import type { PageEntry } from './page-plan';
+import type {
+  BeginRunInput,
+  CommitChunkResult,
+  ExtractCursor,
+  FinishExtractResult,
+  RejectedRow,
+  RunRecord,
+  RunStatus,
+  StagePageInput,
+  StagePageResult,
+  StateStore,
+} from './types';
+
+/** How long a write waits for another process's transaction before SQLITE_BUSY. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+/** Page cache of the connection (SQLite's default is 2 MiB). */
+const CACHE_SIZE_KIB = 64 * 1024;
+const SCHEMA_VERSION = 1;
+
+export interface SqliteStateStoreOptions {
+  /** Database file; its folder is created (mode 0700) and the file made private (0600). */
+  file: string;
+  busyTimeoutMs?: number;
+  /** Clock for run and rejection times (tests pin it). */
+  now?: () => Date;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS runs (
+  run_no INTEGER PRIMARY KEY,
+  sync_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  workflow_id TEXT,
+  status TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  chunk_size INTEGER NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  counts TEXT NOT NULL,
+  chunks INTEGER,
+  error TEXT,
+  cursor TEXT,
+  next_pos INTEGER NOT NULL DEFAULT 0,
+  extract_result TEXT,
+  UNIQUE (sync_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS runs_by_sync ON runs (sync_id);
+
+CREATE TABLE IF NOT EXISTS run_pages (
+  run_no INTEGER NOT NULL,
+  page INTEGER NOT NULL,
+  result TEXT NOT NULL,
+  PRIMARY KEY (run_no, page)
+) WITHOUT ROWID;
+
+-- every distinct key of every staged page: appended in page order, grouped by key once in finishExtract
+CREATE TABLE IF NOT EXISTS run_seen (
+  run_no INTEGER NOT NULL,
+  page INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  seen INTEGER NOT NULL,
+  valid INTEGER NOT NULL,
+  was_synced INTEGER NOT NULL,
+  staged INTEGER NOT NULL,
+  PRIMARY KEY (run_no, page, key)
+) WITHOUT ROWID;
+
+-- rows to send, appended in staging order (rowid order follows pos, so a chunk is a few adjacent pages)
+CREATE TABLE IF NOT EXISTS run_rows (
+  id INTEGER PRIMARY KEY,
+  run_no INTEGER NOT NULL,
+  pos INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  status TEXT,
+  reason TEXT,
+  committed INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS run_rows_by_key ON run_rows (run_no, key);
+CREATE INDEX IF NOT EXISTS run_rows_by_pos ON run_rows (run_no, pos);
+
+CREATE TABLE IF NOT EXISTS synced (
+  sync_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (sync_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS rejected (
+  id INTEGER PRIMARY KEY,
+  sync_id TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  key TEXT,
+  reason TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejected_by_sync ON rejected (sync_id);
+CREATE INDEX IF NOT EXISTS rejected_by_run ON rejected (sync_id, run_id);
+`;
+
+interface RunRow {
+  run_no: number;
+  sync_id: string;
+  run_id: string;
+  workflow_id: string | null;
+  status: RunStatus;
+  mode: DiffMode;
+  chunk_size: number;
+  started_at: string;
+  finished_at: string | null;
+  counts: string;
+  chunks: number | null;
+  error: string | null;
+  cursor: string | null;
+  next_pos: number;
+  extract_result: string | null;
+}
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+function prepareAll(db: Database.Database) {
+  // per connection: the duplicate keys of the run being finished
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS duplicate_keys (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID');
+  const s = (sql: string): Statement => db.prepare<unknown[], unknown>(sql);
+  return {
+    runById: s('SELECT * FROM runs WHERE sync_id = ? AND run_id = ?'),
+    runsOfSync: s('SELECT * FROM runs WHERE sync_id = ? ORDER BY run_no DESC LIMIT ?'),
+    insertRun: s(
+      `INSERT INTO runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts)
+       VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
+    ),
+    savePageProgress: s('UPDATE runs SET cursor = ?, next_pos = ?, counts = ? WHERE run_no = ?'),
+    saveExtract: s('UPDATE runs SET extract_result = ?, chunks = ?, counts = ? WHERE run_no = ?'),
+    finish: s('UPDATE runs SET status = ?, counts = ?, error = ?, finished_at = ? WHERE run_no = ?'),
+
+    pageResult: s('SELECT result FROM run_pages WHERE run_no = ? AND page = ?'),
+    insertPage: s('INSERT INTO run_pages (run_no, page, result) VALUES (?, ?, ?)'),
+    dropPages: s('DELETE FROM run_pages WHERE run_no = ?'),
+
+    // the page's keys ({"key": hash-or-null}) not delivered with that hash: 1 = delivered with another hash
+    differingKeys: s(
+      `SELECT j.key, s.key IS NOT NULL FROM json_each(?) AS j
+       LEFT JOIN synced AS s ON s.sync_id = ? AND s.key = j.key
+       WHERE j.value IS NULL OR s.hash IS NOT j.value`,
+    ),
+    insertSeen: s('INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    // the common case in one call: keys seen once, mapped, delivered before with the same hash
+    insertUnchanged: s(
+      `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
+       SELECT ?, ?, value, 1, 1, 1, 0 FROM json_each(?)`,
+    ),
+    // a key staged on an earlier page too is a duplicate: finishExtract removes it
+    insertRow: s(
+      `INSERT INTO run_rows (run_no, pos, key, hash, payload) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (run_no, key) DO NOTHING`,
+    ),
+    seenAggregates: s(
+      `SELECT
+         count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 0) AS new,
+         count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 1) AS changed,
+         count(*) FILTER (WHERE n = 1 AND v = 1 AND st = 0) AS unchanged,
+         count(*) FILTER (WHERE ws = 1) AS seenSynced,
+         coalesce(sum(v) FILTER (WHERE n > 1), 0) AS duplicateRows,
+         count(*) FILTER (WHERE n > 1) AS duplicateKeys
+       FROM (SELECT sum(seen) AS n, sum(valid) AS v, max(was_synced) AS ws, max(staged) AS st
+             FROM run_seen WHERE run_no = ? GROUP BY key)`,
+    ),
+    clearDuplicates: s('DELETE FROM temp.duplicate_keys'),
+    findDuplicates: s(
+      `INSERT INTO temp.duplicate_keys (key, n)
+       SELECT key, sum(seen) FROM run_seen WHERE run_no = ? GROUP BY key HAVING sum(seen) > 1`,
+    ),
+    fileDuplicates: s(
+      `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
+       SELECT ?, ?, key, 'duplicate key ' || json_quote(key) || ' appears ' || n || ' times in the model', 'diff', ?
+       FROM temp.duplicate_keys ORDER BY key`,
+    ),
+    unstageDuplicates: s('DELETE FROM run_rows WHERE run_no = ? AND key IN (SELECT key FROM temp.duplicate_keys)'),
+    // dense positions 0..n-1 in staging order, once duplicates left gaps
+    renumber: s(
+      `UPDATE run_rows SET pos = r.rn
+       FROM (SELECT id, row_number() OVER (ORDER BY pos) - 1 AS rn FROM run_rows WHERE run_no = ?) AS r
+       WHERE run_rows.id = r.id AND run_rows.pos <> r.rn`,
+    ),
+    readChunk: s(
+      `SELECT key, hash, payload FROM run_rows
+       WHERE run_no = ? AND pos >= ? AND pos < ? AND status IS NULL ORDER BY pos`,
+    ),
+    recordOutcome: s(
+      `UPDATE run_rows SET status = @status, reason = @reason,
+         committed = CASE WHEN status IS @status AND reason IS @reason THEN committed ELSE 0 END
+       WHERE run_no = @runNo AND key = @key`,
+    ),
+    commitDelivered: s(
+      `INSERT INTO synced (sync_id, key, hash)
+       SELECT ?, key, hash FROM run_rows
+       WHERE run_no = ? AND pos >= ? AND pos < ? AND status = 'delivered' AND committed = 0 ORDER BY key
+       ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash`,
+    ),
+    commitRejected: s(
+      `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
+       SELECT ?, ?, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', ? FROM run_rows
+       WHERE run_no = ? AND pos >= ? AND pos < ? AND status = 'rejected' AND committed = 0 ORDER BY pos`,
+    ),
+    markCommitted: s(
+      `UPDATE run_rows SET committed = 1
+       WHERE run_no = ? AND pos >= ? AND pos < ? AND status IS NOT NULL AND committed = 0`,
+    ),
+    chunkCounts: s(
+      `SELECT
+         count(*) FILTER (WHERE status = 'delivered') AS delivered,
+         count(*) FILTER (WHERE status = 'rejected') AS rejected,
+         count(*) FILTER (WHERE status = 'deferred') AS deferred,
+         count(*) FILTER (WHERE status IS NULL) AS pending
+       FROM run_rows WHERE run_no = ? AND pos >= ? AND pos < ?`,
+    ),
+    dropSeen: s('DELETE FROM run_seen WHERE run_no = ?'),
+    dropRows: s('DELETE FROM run_rows WHERE run_no = ?'),
+    dropRun: s('DELETE FROM runs WHERE run_no = ?'),
+    dropRejectedOfRun: s('DELETE FROM rejected WHERE sync_id = ? AND run_id = ?'),
+
+    insertRejected: s('INSERT INTO rejected (sync_id, run_id, key, reason, stage, at) VALUES (?, ?, ?, ?, ?, ?)'),
+    sampleRejections: s(
+      `SELECT key, reason, stage FROM rejected WHERE sync_id = ? AND run_id = ? ORDER BY id LIMIT ${MAX_SAMPLE_REJECTIONS}`,
+    ),
+    rejectedOfSync: s(
+      'SELECT sync_id, run_id, key, reason, stage, at FROM rejected WHERE sync_id = ? ORDER BY id DESC LIMIT ?',
+    ),
+    countSynced: s('SELECT count(*) AS n FROM synced WHERE sync_id = ?'),
+    resetSync: s('DELETE FROM synced WHERE sync_id = ?'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareAll>;
+
+/**
+ * `{"key":"hash",...}` for json_each, null for a key only rejected rows carry (compared as never equal).
+ * In key order: probing the synced B-tree in order is twice as fast as at random.
+ */
+function keysWithHashes(entries: readonly PageEntry[]): string {
+  const sorted = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  let out = '{';
+  for (let i = 0; i < sorted.length; i++) {
+    const e = sorted[i] as PageEntry;
+    out += `${i === 0 ? '' : ','}${JSON.stringify(e.key)}:${e.row === null ? 'null' : JSON.stringify(e.row.hash)}`;
+  }
+  return `${out}}`;
+}
+
+function toRecord(row: RunRow): RunRecord {
+  return {
+    syncId: row.sync_id,
+    runId: row.run_id,
+    status: row.status,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    counts: parseCounts(row.counts),
+    chunks: row.chunks,
+    workflowId: row.workflow_id,
+    error: row.error,
+  };
+}
+
+/** The state store in one SQLite file: the default for a single worker. */
+export class SqliteStateStore implements StateStore {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly now: () => Date;
+  private prepared: Statements | undefined;
+
+  constructor(options: SqliteStateStoreOptions) {
+    this.file = path.resolve(options.file);
+    this.now = options.now ?? (() => new Date());
+    this.db = this.guard(`open ${this.file}`, () => {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      fs.closeSync(fs.openSync(this.file, 'a', 0o600));
+      fs.chmodSync(this.file, 0o600);
+      const db = new Database(this.file);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS}`);
+      // WAL + NORMAL survives a process crash; a power cut may lose the last commits, which are then re-sent
+      db.pragma('synchronous = NORMAL');
+      db.pragma(`cache_size = -${CACHE_SIZE_KIB}`);
+      return db;
+    });
+  }
+
+  migrate(): Promise<void> {
+    return this.attempt('create its tables', () => {
+      this.db
+        .transaction(() => {
+          this.db.exec(SCHEMA);
+          this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        })
+        .immediate();
+      this.prepared = prepareAll(this.db);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.attempt('close', () => {
+      if (this.db.open) this.db.close();
+    });
+  }
+
+  beginRun(input: BeginRunInput): Promise<RunRecord> {
+    const { syncId, runId } = input;
+    return this.write(`begin ${runLabel(syncId, runId)}`, (s) => {
+      checkChunkSize(input.chunkSize, syncId, runId);
+      const existing = s.runById.get(syncId, runId) as RunRow | undefined;
+      if (existing !== undefined) {
+        checkSameRun({ mode: existing.mode, chunkSize: existing.chunk_size }, input, syncId, runId);
+        return toRecord(existing);
+      }
+      s.insertRun.run(
+        syncId,
+        runId,
+        input.workflowId ?? null,
+        input.mode,
+        input.chunkSize,
+        this.now().toISOString(),
+        JSON.stringify(emptyCounts()),
+      );
+      return toRecord(this.requireRun(s, syncId, runId));
+    });
+  }
+
+  getRun(syncId: string, runId: string): Promise<RunRecord | null> {
+    return this.read(`read ${runLabel(syncId, runId)}`, (s) => {
+      const row = s.runById.get(syncId, runId) as RunRow | undefined;
+      return row === undefined ? null : toRecord(row);
+    });
+  }
+
+  listRuns(syncId: string, limit: number): Promise<RunRecord[]> {
+    return this.read(`list the runs of sync "${syncId}"`, (s) =>
+      (s.runsOfSync.all(syncId, limit) as RunRow[]).map(toRecord),
+    );
+  }
+
+  getExtractCursor(syncId: string, runId: string): Promise<ExtractCursor | null> {
+    return this.read(`read the extract cursor of ${runLabel(syncId, runId)}`, (s) => {
+      const run = this.requireRun(s, syncId, runId);
+      if (run.cursor === null) return null;
+      return { position: JSON.parse(run.cursor) as ExtractCursor['position'], staged: run.next_pos };
+    });
+  }
+
+  stagePage(input: StagePageInput): Promise<StagePageResult> {
+    const { syncId, runId, cursor } = input;
+    return this.write(`stage page ${cursor.page} of ${runLabel(syncId, runId)}`, (s) => {
+      const run = this.requireRun(s, syncId, runId);
+      // a page staged before (an activity retried after the commit) is not staged twice
+      const replayed = s.pageResult.get(run.run_no, cursor.page) as { result: string } | undefined;
+      if (replayed !== undefined) return JSON.parse(replayed.result) as StagePageResult;
+      checkStageable({ status: run.status, extracted: run.extract_result !== null }, syncId, runId);
+
+      const entries = summarizePage(input.rows, input.rejected);
+      const differing = new Map<string, boolean>();
+      const found = s.differingKeys.raw().iterate(keysWithHashes(entries), syncId) as Iterable<[string, 0 | 1]>;
+      for (const [key, delivered] of found) differing.set(key, delivered === 1);
+      const plan = planPage(entries, differing, run.mode, run.next_pos);
+      const unchanged: string[] = [];
+      for (const k of plan.keys) {
+        if (k.pos === null && k.seen === 1 && k.valid === 1 && k.wasSynced) {
+          unchanged.push(k.key);
+          continue;
+        }
+        s.insertSeen.run(run.run_no, cursor.page, k.key, k.seen, k.valid, k.wasSynced ? 1 : 0, k.pos === null ? 0 : 1);
+        if (k.pos !== null) s.insertRow.run(run.run_no, k.pos, k.key, k.hash, k.payload);
+      }
+      if (unchanged.length > 0) s.insertUnchanged.run(run.run_no, cursor.page, JSON.stringify(unchanged));
+      const at = this.now().toISOString();
+      for (const r of input.rejected) s.insertRejected.run(syncId, runId, r.key, r.reason, r.stage, at);
+
+      const counts = addPage(parseCounts(run.counts), {
+        rows: input.rows.length,
+        rejected: input.rejected.length,
+        ...plan.result,
+      });
+      const position = run.cursor === null ? null : (JSON.parse(run.cursor) as ExtractCursor['position']);
+      // the cursor only moves forward, even if an older attempt stages a page late
+      const nextCursor = position !== null && position.page > cursor.page ? position : cursor;
+      s.savePageProgress.run(JSON.stringify(nextCursor), plan.nextPos, JSON.stringify(counts), run.run_no);
+      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result));
+      return plan.result;
+    });
+  }
+
+  finishExtract(syncId: string, runId: string): Promise<FinishExtractResult> {
+    return this.write(`finish extraction of ${runLabel(syncId, runId)}`, (s) => {
+      const run = this.requireRun(s, syncId, runId);
+      if (run.extract_result !== null) return JSON.parse(run.extract_result) as FinishExtractResult;
+      checkStageable({ status: run.status, extracted: false }, syncId, runId);
+
+      const seen = s.seenAggregates.get(run.run_no) as SeenAggregates;
+      if (seen.duplicateKeys > 0) {
+        s.clearDuplicates.run();
+        s.findDuplicates.run(run.run_no);
+        s.fileDuplicates.run(syncId, runId, this.now().toISOString());
+        s.unstageDuplicates.run(run.run_no);
+        s.renumber.run(run.run_no);
+        s.clearDuplicates.run();
+      }
+      const syncedKeys = (s.countSynced.get(syncId) as { n: number }).n;
+      const samples = s.sampleRejections.all(syncId, runId) as RowRejection[];
+      const result = extractResult(parseCounts(run.counts), seen, syncedKeys, run.chunk_size, samples);
+      const counts: RunCounts = { ...parseCounts(run.counts), ...result.counts };
+      s.saveExtract.run(JSON.stringify(result), result.chunks, JSON.stringify(counts), run.run_no);
+      return result;
+    });
+  }
+
+  readChunk(syncId: string, runId: string, chunk: number): Promise<StagedRow[]> {
+    return this.read(`read chunk ${chunk} of ${runLabel(syncId, runId)}`, (s) => {
+      const run = this.chunkableRun(s, syncId, runId, chunk);
+      const from = chunk * run.chunk_size;
+      return s.readChunk.all(run.run_no, from, from + run.chunk_size) as StagedRow[];
+    });
+  }
+
+  recordOutcomes(syncId: string, runId: string, outcomes: RowOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return Promise.resolve();
+    return this.write(`record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`, (s) => {
+      const run = this.chunkableRun(s, syncId, runId);
+      const unknown: string[] = [];
+      for (const o of outcomes) {
+        const outcome = { status: o.status, reason: o.status === 'delivered' ? null : o.reason };
+        if (s.recordOutcome.run({ ...outcome, runNo: run.run_no, key: o.key }).changes === 0) unknown.push(o.key);
+      }
+      if (unknown.length > 0) throw unknownKeys(unknown, syncId, runId);
+    });
+  }
+
+  commitChunk(syncId: string, runId: string, chunk: number): Promise<CommitChunkResult> {
+    return this.write(`commit chunk ${chunk} of ${runLabel(syncId, runId)}`, (s) => {
+      const run = this.chunkableRun(s, syncId, runId, chunk);
+      const from = chunk * run.chunk_size;
+      const to = from + run.chunk_size;
+      s.commitDelivered.run(syncId, run.run_no, from, to);
+      s.commitRejected.run(syncId, runId, this.now().toISOString(), run.run_no, from, to);
+      s.markCommitted.run(run.run_no, from, to);
+      return s.chunkCounts.get(run.run_no, from, to) as CommitChunkResult;
+    });
+  }
+
+  finishRun(
+    syncId: string,
+    runId: string,
+    status: Exclude<RunStatus, 'running'>,
+    counts: RunCounts,
+    error?: string,
+  ): Promise<RunRecord> {
+    return this.write(`finish ${runLabel(syncId, runId)}`, (s) => {
+      const run = this.requireRun(s, syncId, runId);
+      if (run.status !== 'running') return toRecord(run);
+      s.finish.run(status, JSON.stringify(counts), error ?? null, this.now().toISOString(), run.run_no);
+      s.dropSeen.run(run.run_no);
+      s.dropRows.run(run.run_no);
+      s.dropPages.run(run.run_no);
+      return toRecord(this.requireRun(s, syncId, runId));
+    });
+  }
+
+  discardRun(syncId: string, runId: string): Promise<void> {
+    return this.write(`discard ${runLabel(syncId, runId)}`, (s) => {
+      const run = s.runById.get(syncId, runId) as RunRow | undefined;
+      if (run === undefined) return;
+      s.dropSeen.run(run.run_no);
+      s.dropRows.run(run.run_no);
+      s.dropPages.run(run.run_no);
+      s.dropRejectedOfRun.run(syncId, runId);
+      s.dropRun.run(run.run_no);
+    });
+  }
+
+  listRejected(syncId: string, limit: number): Promise<RejectedRow[]> {
+    return this.read(`list the rejected rows of sync "${syncId}"`, (s) =>
+      (
+        s.rejectedOfSync.all(syncId, limit) as {
+          sync_id: string;
+          run_id: string;
+          key: string | null;
+          reason: string;
+          stage: RejectedRow['stage'];
+          at: string;
+        }[]
+      ).map((r) => ({ syncId: r.sync_id, runId: r.run_id, key: r.key, reason: r.reason, stage: r.stage, at: r.at })),
+    );
+  }
+
+  countSynced(syncId: string): Promise<number> {
+    return this.read(
+      `count the synced keys of sync "${syncId}"`,
+      (s) => (s.countSynced.get(syncId) as { n: number }).n,
+    );
+  }
+
+  resetSync(syncId: string): Promise<void> {
+    return this.write(`reset sync "${syncId}"`, (s) => {
+      s.resetSync.run(syncId);
+    });
+  }
+
+  private statements(): Statements {
+    this.prepared ??= prepareAll(this.db);
+    return this.prepared;
+  }
+
+  private requireRun(s: Statements, syncId: string, runId: string): RunRow {
+    const run = s.runById.get(syncId, runId) as RunRow | undefined;
+    if (run === undefined) throw new RunNotFoundError(syncId, runId);
+    return run;
+  }
+
+  private chunkableRun(s: Statements, syncId: string, runId: string, chunk?: number): RunRow {
+    const run = this.requireRun(s, syncId, runId);
+    checkChunkable(
+      { status: run.status, extracted: run.extract_result !== null, chunks: run.chunks },
+      syncId,
+      runId,
+      chunk,
+    );
+    return run;
+  }
+
+  private guard<T>(operation: string, body: () => T): T {
+    try {
+      return body();
+    } catch (err) {
+      throw classifyDatabaseError(err, `SQLite (${this.file})`, operation);
+    }
+  }
+
+  /** Runs `body` now and settles the promise with its result or its classified failure. */
+  private attempt<T>(operation: string, body: () => T): Promise<T> {
+    return new Promise((resolve) => resolve(this.guard(operation, body)));
+  }
+
+  private read<T>(operation: string, body: (s: Statements) => T): Promise<T> {
+    return this.attempt(operation, () => body(this.statements()));
+  }
+
+  /** Runs `body` in one write transaction, begun IMMEDIATE so concurrent writers wait instead of deadlocking. */
+  private write<T>(operation: string, body: (s: Statements) => T): Promise<T> {
+    return this.attempt(operation, () => this.db.transaction(() => body(this.statements())).immediate());
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The ampsync worker: one process hosts the sync workflows and activities for any number of syncs.
+ * Temporal connection from the standard environment; state store from AMPSYNC_STATE.
+ *
+ *   const { worker, shutdown } = await createAmpsyncWorker({ taskQueue: 'ampsync' });
+ *   await worker.run();
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { DEFAULT_TASK_QUEUE } from '../temporal/names';
+import { temporalTarget } from '../temporal/connection';
+import { AmpsyncPlugin, type AmpsyncPluginOptions } from './plugin';
+
+export interface AmpsyncWorkerOptions extends AmpsyncPluginOptions {
+  taskQueue?: string;
+  address?: string;
+  namespace?: string;
+  /** Activities (chunks, extractions) run at once by this worker (default 8). */
+  maxConcurrentActivities?: number;
+  /** Workflow tasks run at once (default 10). */
+  maxConcurrentWorkflowTasks?: number;
+  /** How long in-flight activities may finish after a shutdown request (default 30 s). */
+  shutdownGraceTimeMs?: number;
+  /** Extra Worker options (e.g. a prebuilt workflowBundle, interceptors). */
+  workerOptions?: Partial<WorkerOptions>;
+}
+
+export interface AmpsyncWorker {
+  worker: Worker;
+  plugin: AmpsyncPlugin;
+  taskQueue: string;
+  /** Stops polling, lets in-flight work finish (up to the grace time), closes the connection and state store. */
+  shutdown(): Promise<void>;
+  /** Runs until shutdown; closes everything afterwards. */
+  run(): Promise<void>;
+}
+
+/** Connects to Temporal and builds a worker with the ampsync plugin. */
+export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): Promise<AmpsyncWorker> {
+  const target = temporalTarget({
+    ...(options.address !== undefined ? { address: options.address } : {}),
+    ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
+  });
+  const connection = await NativeConnection.connect({
+    address: target.address,
+    ...(target.apiKey !== undefined ? { apiKey: target.apiKey } : {}),
+    ...(target.tls !== undefined ? { tls: target.tls } : {}),
+  });
+  const plugin = new AmpsyncPlugin(options);
+  const taskQueue = options.taskQueue ?? process.env.AMPSYNC_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
+  let worker: Worker;
+  try {
+    worker = await Worker.create({
+      connection,
+      namespace: target.namespace,
+      taskQueue,
+      plugins: [plugin],
+      maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
+      maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTasks ?? 10,
+      shutdownGraceTime: options.shutdownGraceTimeMs ?? 30_000,
+      ...options.workerOptions,
+    });
+  } catch (err) {
+    await plugin.close();
+    await connection.close();
+    throw err;
+  }
+  let closed: Promise<void> | undefined;
+  const closeAll = async (): Promise<void> => {
+    closed ??= (async () => {
+      await plugin.close();
+      await connection.close();
+    })();
+    return closed;
+  };
+  return {
+    worker,
+    plugin,
+    taskQueue,
+    async shutdown() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    },
+    async run() {
+      try {
+        await worker.run();
+      } finally {
+        await closeAll();
+      }
+    },
+  };
+}

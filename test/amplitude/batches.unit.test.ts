@@ -1,0 +1,70 @@
+import type { PackLimits } from '../../src/amplitude/batches';
+import { packBatches, packLimitsFor, payloadWireBytes, rowsArray } from '../../src/amplitude/batches';
+import type { StagedRow } from '../../src/sync/types';
+
+function row(key: string, payload = `{"user_id":"${key}"}`): StagedRow {
+  return { key, hash: key, payload };
+}
+
+const keys = (batches: StagedRow[][]): string[][] => batches.map((b) => b.map((r) => r.key));
+
+describe('packBatches', () => {
+  it('packs by count within the API limit, capped by batchSize', () => {
+    const rows = Array.from({ length: 4500 }, (_, i) => row(`user-${i}`));
+    expect(packBatches(rows, packLimitsFor('batch')).map((b) => b.length)).toEqual([2000, 2000, 500]);
+    expect(packBatches(rows, packLimitsFor('batch', { batchSize: 1000 })).map((b) => b.length)).toEqual([
+      1000, 1000, 1000, 1000, 500,
+    ]);
+    expect(packBatches(rows.slice(0, 2050), packLimitsFor('groupidentify')).map((b) => b.length)).toEqual([
+      1024, 1024, 2,
+    ]);
+  });
+
+  it('packs by bytes: the body built from the batch never exceeds maxBytes', () => {
+    const limits: PackLimits = { maxItems: 100, maxBytes: 100, envelopeBytes: 20, body: 'json' };
+    // Each payload is 20 bytes: 20 envelope + [ ] + n×20 + (n-1) commas ≤ 100 → 3 rows per request.
+    const rows = Array.from({ length: 7 }, (_, i) => row(`k${i}`, `{"user_id":"user-${i}"}`));
+    expect(rows[0]!.payload).toHaveLength(20);
+    const batches = packBatches(rows, limits);
+    expect(keys(batches)).toEqual([['k0', 'k1', 'k2'], ['k3', 'k4', 'k5'], ['k6']]);
+    for (const b of batches) expect(limits.envelopeBytes + rowsArray(b, 'json').length).toBeLessThanOrEqual(100);
+    const bigger: PackLimits = { ...limits, maxBytes: 101 };
+    expect(packBatches(rows, bigger).map((b) => b.length)).toEqual([3, 3, 1]);
+    // Exactly 84 bytes for 3 rows: 20 + 1 + 60 + 2 + 1.
+    expect(packBatches(rows, { ...limits, maxBytes: 84 }).map((b) => b.length)).toEqual([3, 3, 1]);
+    expect(packBatches(rows, { ...limits, maxBytes: 83 }).map((b) => b.length)).toEqual([2, 2, 2, 1]);
+  });
+
+  it('counts UTF-8 bytes, not characters', () => {
+    const limits: PackLimits = { maxItems: 100, maxBytes: 30, envelopeBytes: 0, body: 'json' };
+    const wide = row('w', '"éééééé"'); // 8 chars, 14 bytes
+    expect(payloadWireBytes(wide.payload, 'json')).toBe(14);
+    expect(packBatches([wide, wide, wide], limits).map((b) => b.length)).toEqual([1, 1, 1]);
+  });
+
+  it('counts form bodies URL-encoded', () => {
+    const payload = '{"user_id":"user-1"}';
+    expect(payloadWireBytes(payload, 'form')).toBe(encodeURIComponent(payload).length);
+    // %5B + 34 + %2C + 34 + %5D = 77 bytes for two rows.
+    expect(encodeURIComponent(payload)).toHaveLength(34);
+    const three = [row('a', payload), row('b', payload), row('c', payload)];
+    const limits: PackLimits = { maxItems: 100, maxBytes: 77, envelopeBytes: 0, body: 'form' };
+    expect(packBatches(three, limits).map((b) => b.length)).toEqual([2, 1]);
+    expect(packBatches(three, { ...limits, maxBytes: 76 }).map((b) => b.length)).toEqual([1, 1, 1]);
+    expect(rowsArray([row('a', payload), row('b', payload)], 'form')).toBe(
+      encodeURIComponent(`[${payload},${payload}]`),
+    );
+  });
+
+  it('keeps order, loses no row, and lets an oversized row travel alone', () => {
+    const limits: PackLimits = { maxItems: 10, maxBytes: 50, envelopeBytes: 10, body: 'json' };
+    const rows = [row('a'), row('huge', `"${'x'.repeat(100)}"`), row('b'), row('c')];
+    expect(keys(packBatches(rows, limits))).toEqual([['a'], ['huge'], ['b', 'c']]);
+    expect(packBatches([], limits)).toEqual([]);
+  });
+
+  it('concatenates payloads as they are, without re-encoding them', () => {
+    const rows = [row('a', '{"b":1,"a":2}'), row('b', '{"x":"\\u00e9"}')];
+    expect(rowsArray(rows, 'json')).toBe('[{"b":1,"a":2},{"x":"\\u00e9"}]');
+  });
+});

@@ -1,0 +1,448 @@
+import { compileMapper } from '../../src/amplitude/mapping';
+import { MappingError } from '../../src/amplitude/errors';
+import { canonicalJson, hashText } from '../../src/diff/canonical';
+import type { MapResult, SourceField, SourceRow } from '../../src/sync/types';
+import { makeSync } from './support/sync';
+
+/** The payload of a successful mapping, parsed; fails the test with the reason otherwise. */
+function payloadOf(result: MapResult): Record<string, unknown> {
+  if (!result.ok) throw new Error(`expected a payload, got rejection: ${result.reason}`);
+  return JSON.parse(result.payload) as Record<string, unknown>;
+}
+
+function field(name: string, type = 'STRING'): SourceField {
+  return { name, type, mode: 'NULLABLE' };
+}
+
+const eventsSync = (mappings: Parameters<typeof makeSync>[0]['mappings'], options: Record<string, unknown> = {}) =>
+  makeSync({
+    id: 'orders',
+    object: 'events',
+    key: 'order_id',
+    mappings: [
+      { from: 'user_id', to: 'user_id' },
+      { constant: 'Order Completed', to: 'event_type' },
+      ...(mappings ?? []),
+    ],
+    options,
+  });
+
+describe('compileMapper: users', () => {
+  const sync = makeSync({
+    id: 'users',
+    object: 'users',
+    key: 'user_id',
+    mappings: [
+      { from: 'user_id', to: 'user_id' },
+      { from: 'device', to: 'device_id' },
+      { from: 'plan', to: 'user_properties.plan' },
+      { from: 'country', to: 'country' },
+      { from: 'account', to: 'groups.account' },
+    ],
+  });
+  const row: SourceRow = { user_id: 'user-00001', device: 'dev-00001', plan: 'pro', country: 'DE', account: 42 };
+
+  it('maps a row to a $identify event for Batch, as canonical JSON with its hash', () => {
+    const result = compileMapper(sync).map(row);
+    const content = {
+      event_type: '$identify',
+      user_id: 'user-00001',
+      device_id: 'dev-00001',
+      country: 'DE',
+      groups: { account: '42' },
+      user_properties: { $set: { plan: 'pro' } },
+    };
+    const insertId = hashText(`users\u001fuser-00001\u001f${hashText(canonicalJson(content))}`);
+    const payload = canonicalJson({ ...content, insert_id: insertId });
+    expect(result).toEqual({ ok: true, key: 'user-00001', hash: hashText(payload), payload });
+    expect(payload).toBe(
+      `{"country":"DE","device_id":"dev-00001","event_type":"$identify","groups":{"account":"42"},` +
+        `"insert_id":"${insertId}","user_id":"user-00001","user_properties":{"$set":{"plan":"pro"}}}`,
+    );
+  });
+
+  it('gives an identify the same insert_id on a retry and a new one when the profile changes', () => {
+    const mapper = compileMapper(sync);
+    const first = payloadOf(mapper.map(row));
+    const again = payloadOf(compileMapper(sync).map({ ...row }));
+    const changed = payloadOf(mapper.map({ ...row, plan: 'enterprise' }));
+    expect(again.insert_id).toBe(first.insert_id);
+    expect(changed.insert_id).not.toBe(first.insert_id);
+    expect(first.insert_id).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('maps to an /identify identification without event_type or insert_id when options.api is identify', () => {
+    const identify = makeSync({ ...sync, options: { api: 'identify' }, mappings: [...sync.mappings] });
+    expect(payloadOf(compileMapper(identify).map({ ...row }))).toEqual({
+      user_id: 'user-00001',
+      device_id: 'dev-00001',
+      country: 'DE',
+      groups: { account: '42' },
+      user_properties: { $set: { plan: 'pro' } },
+    });
+  });
+
+  it('applies each property operation in its own dict', () => {
+    const ops = makeSync({
+      object: 'users',
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { from: 'a', to: 'user_properties.a', op: '$set' },
+        { from: 'b', to: 'user_properties.b', op: '$setOnce' },
+        { from: 'c', to: 'user_properties.c', op: '$add' },
+        { from: 'd', to: 'user_properties.d', op: '$append' },
+        { from: 'e', to: 'user_properties.e', op: '$prepend' },
+        { from: 'f', to: 'user_properties.f', op: '$preInsert' },
+        { from: 'g', to: 'user_properties.g', op: '$postInsert' },
+        { from: 'h', to: 'user_properties.h', op: '$remove' },
+        { from: 'i', to: 'user_properties.i', op: '$unset' },
+        { constant: 'web', to: 'user_properties.source' },
+      ],
+    });
+    const mapped = payloadOf(
+      compileMapper(ops).map({
+        user_id: 'user-00001',
+        a: 'x',
+        b: '2024-01-02',
+        c: '12.5',
+        d: ['t1', 't2'],
+        e: 'p',
+        f: 'q',
+        g: 'r',
+        h: 's',
+        i: 'ignored',
+      }),
+    );
+    expect(mapped.user_properties).toEqual({
+      $set: { a: 'x', source: 'web' },
+      $setOnce: { b: '2024-01-02' },
+      $add: { c: 12.5 },
+      $append: { d: ['t1', 't2'] },
+      $prepend: { e: 'p' },
+      $preInsert: { f: 'q' },
+      $postInsert: { g: 'r' },
+      $remove: { h: 's' },
+      $unset: { i: '-' },
+    });
+  });
+
+  it('rejects a non-numeric $add operand naming the column and value', () => {
+    const ops = makeSync({
+      object: 'users',
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { from: 'logins', to: 'user_properties.logins', op: '$add' },
+      ],
+    });
+    expect(compileMapper(ops).map({ user_id: 'user-00001', logins: 'many' })).toEqual({
+      ok: false,
+      key: 'user-00001',
+      reason: 'user_properties.logins from column "logins": "many" is not a number to $add',
+      stage: 'validation',
+    });
+  });
+
+  describe('NULL policy', () => {
+    const mappings = [
+      { from: 'user_id', to: 'user_id' },
+      { from: 'plan', to: 'user_properties.plan' },
+      { from: 'first', to: 'user_properties.first', op: '$setOnce' as const },
+      { from: 'n', to: 'user_properties.n', op: '$add' as const },
+      { from: 'city', to: 'city' },
+    ];
+    const nullRow: SourceRow = { user_id: 'user-00001', plan: null, first: null, n: null, city: null };
+
+    it('skip (default) leaves NULL properties out and omits NULL special fields', () => {
+      const mapped = payloadOf(compileMapper(makeSync({ mappings })).map(nullRow));
+      expect(mapped).not.toHaveProperty('user_properties');
+      expect(mapped).not.toHaveProperty('city');
+    });
+
+    it('unset turns a NULL $set into $unset "-" and leaves other operations alone', () => {
+      const mapped = payloadOf(compileMapper(makeSync({ mappings, options: { nullPolicy: 'unset' } })).map(nullRow));
+      expect(mapped.user_properties).toEqual({ $unset: { plan: '-' } });
+      expect(mapped).not.toHaveProperty('city');
+    });
+  });
+});
+
+describe('compileMapper: devices', () => {
+  it('keys by device_id, user_id optional', () => {
+    const sync = makeSync({
+      id: 'devices',
+      object: 'devices',
+      key: 'device_id',
+      mappings: [
+        { from: 'device_id', to: 'device_id' },
+        { from: 'user_id', to: 'user_id' },
+        { from: 'os', to: 'os_name' },
+      ],
+    });
+    const mapper = compileMapper(sync);
+    const result = mapper.map({ device_id: 'dev-77777', user_id: null, os: 'iOS' });
+    expect(result.ok && result.key).toBe('dev-77777');
+    const content = { event_type: '$identify', device_id: 'dev-77777', os_name: 'iOS' };
+    expect(payloadOf(result)).toEqual({
+      ...content,
+      insert_id: hashText(`devices\u001fdev-77777\u001f${hashText(canonicalJson(content))}`),
+    });
+  });
+});
+
+describe('compileMapper: groups', () => {
+  const sync = makeSync({
+    id: 'accounts',
+    object: 'groups',
+    key: 'account_id',
+    groupType: 'account',
+    mappings: [
+      { from: 'name', to: 'group_properties.name' },
+      { from: 'seats', to: 'group_properties.seats', op: '$add' },
+      { from: 'industry', to: 'group_properties.industry' },
+    ],
+    options: { nullPolicy: 'unset' },
+  });
+
+  it('maps a row to a Group Identify identification keyed by the group value', () => {
+    const result = compileMapper(sync).map({ account_id: 1001, name: 'Acme', seats: 3, industry: null });
+    expect(result).toEqual({
+      ok: true,
+      key: '1001',
+      hash: expect.any(String),
+      payload:
+        '{"group_properties":{"$add":{"seats":3},"$set":{"name":"Acme"},"$unset":{"industry":"-"}},' +
+        '"group_type":"account","group_value":"1001"}',
+    });
+  });
+
+  it('refuses an operation Group Identify does not apply, at compile time', () => {
+    const bad = makeSync({ ...sync, mappings: [{ from: 'x', to: 'group_properties.x', op: '$remove' }] });
+    expect(() => compileMapper(bad)).toThrow(
+      new MappingError(
+        'mapping to "group_properties.x": Group Identify does not apply "$remove" (it applies $set, $setOnce, $add, ' +
+          '$append, $prepend, $unset)',
+        'accounts',
+      ),
+    );
+  });
+});
+
+describe('compileMapper: events', () => {
+  const sync = eventsSync([
+    { from: 'created_at', to: 'time' },
+    { from: 'total', to: 'revenue' },
+    { from: 'items', to: 'event_properties.items' },
+    { from: 'coupon', to: 'event_properties.coupon' },
+    { from: 'plan', to: 'user_properties.plan' },
+    { from: 'account', to: 'groups.account' },
+  ]);
+  const row: SourceRow = {
+    order_id: 'o-1',
+    user_id: 123456,
+    created_at: '2024-03-01T12:00:00.250Z',
+    total: '19.99',
+    items: [{ sku: 'A', qty: 2 }],
+    coupon: null,
+    plan: 'pro',
+    account: ['acme', 7],
+  };
+
+  it('maps a row to an event with a deterministic insert_id from sync id and key', () => {
+    const result = compileMapper(sync).map(row);
+    const payload = canonicalJson({
+      event_type: 'Order Completed',
+      user_id: '123456',
+      time: Date.UTC(2024, 2, 1, 12, 0, 0, 250),
+      revenue: 19.99,
+      event_properties: { items: [{ sku: 'A', qty: 2 }] },
+      user_properties: { plan: 'pro' },
+      groups: { account: ['acme', '7'] },
+      insert_id: hashText('orders\u001fo-1'),
+    });
+    expect(result).toEqual({ ok: true, key: 'o-1', hash: hashText(payload), payload });
+  });
+
+  it('keeps the insert_id identical across runs and changes it with the key or sync', () => {
+    const first = payloadOf(compileMapper(sync).map(row));
+    expect(payloadOf(compileMapper(sync).map({ ...row, total: 5 })).insert_id).toBe(first.insert_id);
+    expect(payloadOf(compileMapper(sync).map({ ...row, order_id: 'o-2' })).insert_id).not.toBe(first.insert_id);
+    const other = makeSync({ ...sync, id: 'orders-eu', mappings: [...sync.mappings] });
+    expect(payloadOf(compileMapper(other).map(row)).insert_id).not.toBe(first.insert_id);
+  });
+
+  it('refuses a user_properties operation other than $set on events, at compile time', () => {
+    const bad = eventsSync([{ from: 'n', to: 'user_properties.n', op: '$add' }]);
+    expect(() => compileMapper(bad)).toThrow(
+      'sync "orders": mapping to "user_properties.n": "$add" applies only on identifies; ' +
+        "an event's user_properties are set as given",
+    );
+  });
+
+  it('rejects a row whose event_type column is empty', () => {
+    const typed = makeSync({
+      ...sync,
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { from: 'kind', to: 'event_type' },
+      ],
+    });
+    expect(compileMapper(typed).map({ order_id: 'o-9', user_id: 'user-00001', kind: null })).toEqual({
+      ok: false,
+      key: 'o-9',
+      reason: 'event_type is missing',
+      stage: 'validation',
+    });
+  });
+});
+
+describe('compileMapper: value coercion', () => {
+  const sync = eventsSync([
+    { from: 't', to: 'time' },
+    { from: 's', to: 'session_id' },
+    { from: 'price', to: 'price' },
+    { from: 'qty', to: 'quantity' },
+    { from: 'lat', to: 'location_lat' },
+    { from: 'eid', to: 'event_id' },
+    { from: 'ver', to: 'app_version' },
+    { from: 'p', to: 'event_properties.p' },
+  ]);
+  const mapper = compileMapper(sync);
+  const base: SourceRow = {
+    order_id: 'o-1',
+    user_id: 'user-00001',
+    ...{ t: null, s: null, price: null, qty: null, lat: null, eid: null, ver: null, p: null },
+  };
+  const timeOf = (t: SourceRow[string]): unknown => payloadOf(mapper.map({ ...base, t })).time;
+
+  it.each([
+    ['a number, as ms', 1_700_000_000_123, 1_700_000_000_123],
+    ['a TIMESTAMP with Z', '2024-01-02T03:04:05.678901Z', Date.UTC(2024, 0, 2, 3, 4, 5, 678)],
+    ['a DATETIME without zone, as UTC', '2024-01-02T03:04:05', Date.UTC(2024, 0, 2, 3, 4, 5)],
+    ['a DATE', '2024-01-02', Date.UTC(2024, 0, 2)],
+    ['an offset timestamp', '2024-01-02T03:04:05+02:00', Date.UTC(2024, 0, 2, 1, 4, 5)],
+    ['an INT64 decimal string', '1700000000123', 1_700_000_000_123],
+  ])('turns time given as %s into integer ms', (_what, value, expected) => {
+    expect(timeOf(value)).toBe(expected);
+  });
+
+  it.each([
+    ['"yesterday"', 'yesterday'],
+    ['"2024-02-30"', '2024-02-30'],
+    ['true', true],
+    ['an object', { a: 1 }],
+    ['NaN', NaN],
+  ])('rejects time given as %s naming the column and value', (shown, value) => {
+    expect(mapper.map({ ...base, t: value })).toEqual({
+      ok: false,
+      key: 'o-1',
+      reason: `time from column "t": ${shown} is not a timestamp${
+        typeof value === 'number' ? '' : ' (ms since the epoch, ISO 8601 timestamp or date)'
+      }`,
+      stage: 'validation',
+    });
+  });
+
+  it('coerces ids to text, revenue fields to numbers and keeps property values as given', () => {
+    const mapped = payloadOf(
+      mapper.map({
+        ...base,
+        s: '2024-01-02T00:00:00Z',
+        price: '12.50',
+        qty: 3,
+        lat: 52.5,
+        eid: '17',
+        ver: 3.1,
+        p: { when: '2024-01-02', big: '9007199254740993', n: 1.5 },
+      }),
+    );
+    expect(mapped).toMatchObject({
+      user_id: 'user-00001',
+      session_id: Date.UTC(2024, 0, 2),
+      price: 12.5,
+      quantity: 3,
+      location_lat: 52.5,
+      event_id: 17,
+      app_version: '3.1',
+      event_properties: { p: { when: '2024-01-02', big: '9007199254740993', n: 1.5 } },
+    });
+  });
+
+  it('rejects a price that is not a number', () => {
+    const result = mapper.map({ ...base, price: 'free' });
+    expect(result).toMatchObject({ ok: false, reason: 'price from column "price": "free" is not a number' });
+  });
+
+  it('rejects an id that is an object', () => {
+    const result = mapper.map({ ...base, user_id: { id: 1 } });
+    expect(result).toMatchObject({
+      ok: false,
+      reason: 'user_id from column "user_id": an object is not an id (text or a number)',
+    });
+  });
+});
+
+describe('compileMapper: keys and columns', () => {
+  const sync = eventsSync([{ from: 'amount', to: 'event_properties.amount' }]);
+
+  it('rejects a NULL key with the column named', () => {
+    expect(compileMapper(sync).map({ order_id: null, user_id: 'user-00001', amount: 1 })).toEqual({
+      ok: false,
+      key: null,
+      reason: 'NULL value in key column "order_id"',
+      stage: 'validation',
+    });
+  });
+
+  it('fails at compile time when the key column is not in the schema', () => {
+    expect(() => compileMapper(sync, { schema: [field('user_id'), field('amount')] })).toThrow(
+      new MappingError('key column "order_id" not in the model (columns: user_id, amount)', 'orders'),
+    );
+  });
+
+  it('names every missing mapped column and the available ones', () => {
+    expect(() => compileMapper(sync, { schema: [field('order_id'), field('total')] })).toThrow(
+      'sync "orders": columns "user_id", "amount" not in the model (columns: order_id, total)',
+    );
+  });
+
+  it('accepts a schema holding every column', () => {
+    const schema = [field('order_id'), field('user_id'), field('amount', 'NUMERIC')];
+    expect(compileMapper(sync, { schema }).map({ order_id: 'o-1', user_id: 'user-00001', amount: '1' }).ok).toBe(true);
+  });
+
+  it('without a schema, fails on a row that lacks a mapped column', () => {
+    expect(() => compileMapper(sync).map({ order_id: 'o-1', user_id: 'user-00001' })).toThrow(
+      'sync "orders": column "amount" not in the model (columns: order_id, user_id)',
+    );
+  });
+});
+
+describe('compileMapper: targets each API refuses', () => {
+  it('refuses event_type on a users sync', () => {
+    const sync = makeSync({
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { constant: 'x', to: 'event_type' },
+      ],
+    });
+    expect(() => compileMapper(sync)).toThrow(/event_type is fixed/);
+  });
+
+  it('refuses time on /identify and paying elsewhere', () => {
+    const identify = makeSync({
+      options: { api: 'identify' },
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { from: 'seen', to: 'time' },
+      ],
+    });
+    expect(() => compileMapper(identify)).toThrow(/mapping to "time": \/identify does not take this field/);
+    const batch = makeSync({
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { from: 'paying', to: 'paying' },
+      ],
+    });
+    expect(() => compileMapper(batch)).toThrow(/only \/identify takes this field/);
+  });
+});

@@ -1,0 +1,275 @@
+/** BigQuerySource against the goccy emulator with the real client: paging, resume, dry runs, limits, errors. */
+
+import type { NativeLoader } from './native-client';
+
+// the real client, loaded natively (see native-client.ts)
+jest.mock('@google-cloud/bigquery', () =>
+  jest.requireActual<NativeLoader>('./native-client').loadNatively('@google-cloud/bigquery'),
+);
+jest.mock('google-auth-library', () =>
+  jest.requireActual<NativeLoader>('./native-client').loadNatively('google-auth-library'),
+);
+jest.setTimeout(180_000);
+import { createSyntheticUsers, syntheticUser } from '../../../src/dev/demo-data';
+import { SourceConfigError, SourceResultsExpiredError } from '../../../src/sources/bigquery/errors';
+import { BigQuerySource, isExhausted, type SourceLogger } from '../../../src/sources/bigquery/source';
+import type { SourcePosition, SourceRow } from '../../../src/sync/types';
+import { testEmulator } from './support';
+
+const ROWS = 2500;
+const PAGE_SIZE = 1000;
+
+let ctx: Awaited<ReturnType<typeof testEmulator>>;
+
+beforeAll(async () => {
+  ctx = await testEmulator('bq_source');
+  await createSyntheticUsers(ctx.bq, { dataset: ctx.dataset, table: 'users', rows: ROWS });
+});
+
+afterAll(async () => {
+  await ctx?.cleanup();
+});
+
+function source(options: ConstructorParameters<typeof BigQuerySource>[1] = {}): BigQuerySource {
+  return new BigQuerySource(ctx.source, { client: ctx.bq, ...options });
+}
+
+function recordingLogger(): SourceLogger & { lines: { level: string; message: string }[] } {
+  const lines: { level: string; message: string }[] = [];
+  return {
+    lines,
+    debug: (message) => lines.push({ level: 'debug', message }),
+    info: (message) => lines.push({ level: 'info', message }),
+    warn: (message) => lines.push({ level: 'warn', message }),
+  };
+}
+
+async function readAll(src: BigQuerySource, start: SourcePosition, pageSize: number) {
+  const pages: SourceRow[][] = [];
+  const positions: SourcePosition[] = [start];
+  let position = start;
+  while (!isExhausted(position)) {
+    const page = await src.readPage(position, { pageSize });
+    pages.push(page.rows);
+    position = page.next;
+    positions.push(position);
+  }
+  return { pages, positions };
+}
+
+describe('BigQuerySource paging', () => {
+  test('a SQL model of 2,500 rows arrives in 3 pages of at most 1,000, every row once and exact', async () => {
+    const src = source();
+    const opened = await src.open({ sql: `SELECT * FROM ${ctx.dataset}.users ORDER BY user_id` });
+    expect(opened.totalRows).toBe(ROWS);
+    expect(opened.schema.map((f) => [f.name, f.type])).toEqual([
+      ['user_id', 'STRING'],
+      ['email_domain', 'STRING'],
+      ['plan', 'STRING'],
+      ['lifetime_value', 'NUMERIC'],
+      ['trial_ends_at', 'TIMESTAMP'],
+      ['activated_on', 'DATE'],
+      ['sessions_30d', 'INT64'],
+      ['account_id', 'STRING'],
+    ]);
+    expect(opened.position).toEqual({
+      jobId: expect.stringMatching(/^ampsync_/),
+      pageToken: null,
+      page: 0,
+      rowsRead: 0,
+    });
+
+    const { pages, positions } = await readAll(src, opened.position, PAGE_SIZE);
+    expect(pages.map((p) => p.length)).toEqual([1000, 1000, 500]);
+    expect(positions.map((p) => [p.page, p.rowsRead, p.pageToken === null])).toEqual([
+      [0, 0, true],
+      [1, 1000, false],
+      [2, 2000, false],
+      [3, 2500, true],
+    ]);
+    const rows = pages.flat();
+    const expected = Array.from({ length: ROWS }, (_, i) => syntheticUser(i + 1));
+    expect(rows).toEqual(expected);
+    expect(new Set(rows.map((r) => r.user_id)).size).toBe(ROWS);
+  });
+
+  test('reading past the end returns no rows and the same position', async () => {
+    const src = source();
+    const opened = await src.open({ sql: `SELECT user_id FROM ${ctx.dataset}.users WHERE user_id = 'user_0000007'` });
+    const first = await src.readPage(opened.position, { pageSize: 10 });
+    expect(first.rows).toEqual([{ user_id: 'user_0000007' }]);
+    expect(isExhausted(first.next)).toBe(true);
+    const after = await src.readPage(first.next, { pageSize: 10 });
+    expect(after).toEqual({ rows: [], next: first.next });
+  });
+
+  test('an empty result is one empty page, then exhausted', async () => {
+    const src = source();
+    const opened = await src.open({ sql: `SELECT user_id FROM ${ctx.dataset}.users WHERE user_id = 'nobody'` });
+    expect(opened.totalRows).toBe(0);
+    const page = await src.readPage(opened.position, { pageSize: 10 });
+    expect(page.rows).toEqual([]);
+    expect(page.next).toMatchObject({ page: 1, rowsRead: 0, pageToken: null });
+    expect(isExhausted(page.next)).toBe(true);
+  });
+
+  test('a table model pages through a query job on a loopback endpoint (the emulator ignores tabledata.list paging)', async () => {
+    const src = source();
+    const opened = await src.open({ table: `${ctx.dataset}.users` });
+    expect(opened.totalRows).toBe(ROWS);
+    expect(opened.position.jobId).toMatch(/^ampsync_/);
+    const { pages } = await readAll(src, opened.position, PAGE_SIZE);
+    expect(pages.map((p) => p.length)).toEqual([1000, 1000, 500]);
+    const ids = pages.flat().map((r) => r.user_id);
+    expect(new Set(ids).size).toBe(ROWS);
+  });
+
+  test('tableRead "list" reads the table with tabledata.list; a server that ignores maxResults is reported', async () => {
+    const logger = recordingLogger();
+    const src = source({ tableRead: 'list', logger });
+    const opened = await src.open({ table: `${ctx.dataset}.users` });
+    expect(opened.position).toEqual({
+      jobId: `ampsync-dev:${ctx.dataset}.users`,
+      pageToken: null,
+      page: 0,
+      rowsRead: 0,
+    });
+    expect(opened.totalRows).toBe(ROWS);
+    const { pages } = await readAll(src, opened.position, PAGE_SIZE);
+    const rows = pages.flat();
+    expect(rows).toHaveLength(ROWS);
+    expect(rows.find((r) => r.user_id === 'user_0000042')).toEqual(syntheticUser(42));
+    // goccy's tabledata.list returns the whole table in one answer
+    expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      'the server ignored maxResults on tabledata.list (an emulator?): the whole table came as one page',
+    ]);
+  });
+});
+
+describe('BigQuerySource resume', () => {
+  test('a saved position read by a NEW source object returns the same next page', async () => {
+    const first = source();
+    const opened = await first.open({ sql: `SELECT * FROM ${ctx.dataset}.users ORDER BY user_id` });
+    const page1 = await first.readPage(opened.position, { pageSize: PAGE_SIZE });
+    const saved = JSON.parse(JSON.stringify(page1.next)) as SourcePosition;
+
+    const page2 = await first.readPage(page1.next, { pageSize: PAGE_SIZE });
+    const resumed = source();
+    const again = await resumed.readPage(saved, { pageSize: PAGE_SIZE });
+    expect(again).toEqual(page2);
+    expect(again.rows[0]).toEqual(syntheticUser(1001));
+    expect(again.next).toMatchObject({ page: 2, rowsRead: 2000 });
+    // reading the same position twice is idempotent too
+    expect(await resumed.readPage(saved, { pageSize: PAGE_SIZE })).toEqual(page2);
+  });
+
+  test('a position of a job whose results are gone fails as SourceResultsExpiredError', async () => {
+    const src = source();
+    const gone: SourcePosition = { jobId: 'ampsync_no_such_job', pageToken: '1000', page: 1, rowsRead: 1000 };
+    const err = await src.readPage(gone, { pageSize: 10 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceResultsExpiredError);
+    expect((err as SourceResultsExpiredError).retryable).toBe(false);
+    expect((err as Error).message).toContain('ampsync_no_such_job');
+  });
+});
+
+describe('BigQuerySource dry run and byte limit', () => {
+  test('a SQL dry run reports the bytes and the result schema', async () => {
+    const dry = await source().dryRun({ sql: `SELECT user_id, sessions_30d, trial_ends_at FROM ${ctx.dataset}.users` });
+    expect(dry.bytesProcessed).toBeGreaterThan(0);
+    expect(dry.schema).toEqual([
+      { name: 'user_id', type: 'STRING', mode: 'NULLABLE' },
+      { name: 'sessions_30d', type: 'INT64', mode: 'NULLABLE' },
+      { name: 'trial_ends_at', type: 'TIMESTAMP', mode: 'NULLABLE' },
+    ]);
+  });
+
+  test('a table dry run reports the table schema', async () => {
+    const dry = await source().dryRun({ table: `${ctx.dataset}.users` });
+    expect(dry.schema.map((f) => f.name)).toEqual([
+      'user_id',
+      'email_domain',
+      'plan',
+      'lifetime_value',
+      'trial_ends_at',
+      'activated_on',
+      'sessions_30d',
+      'account_id',
+    ]);
+    expect(dry.bytesProcessed).toBeGreaterThan(0);
+  });
+
+  test('maximumBytesBilled below the dry-run bytes fails dryRun and open with a non-retryable error naming the limit', async () => {
+    const sql = `SELECT * FROM ${ctx.dataset}.users`;
+    const { bytesProcessed } = await source().dryRun({ sql });
+    const limit = bytesProcessed - 1;
+    const limited = new BigQuerySource({ ...ctx.source, maximumBytesBilled: limit }, { client: ctx.bq });
+    for (const attempt of [() => limited.dryRun({ sql }), () => limited.open({ sql })]) {
+      const err = await attempt().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SourceConfigError);
+      expect(err).toMatchObject({ type: 'SourceConfigError', retryable: false, reason: 'bytesLimitExceeded' });
+      expect((err as Error).message).toContain(`maximumBytesBilled of ${limit} bytes`);
+      expect((err as Error).message).toContain(`would process ${bytesProcessed} bytes`);
+    }
+    // at the limit, the model runs
+    const atLimit = new BigQuerySource(
+      { ...ctx.source, maximumBytesBilled: String(bytesProcessed) },
+      { client: ctx.bq },
+    );
+    await expect(atLimit.open({ sql })).resolves.toMatchObject({ totalRows: ROWS });
+  });
+});
+
+describe('BigQuerySource errors', () => {
+  test('bad SQL → SourceConfigError naming the model and the cause', async () => {
+    const err = await source()
+      .open({ sql: 'SELEC user_id FROM somewhere' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceConfigError);
+    expect(err).toMatchObject({ type: 'SourceConfigError', retryable: false, reason: 'invalidQuery' });
+    expect((err as Error).message).toMatch(/SQL model "SELEC user_id FROM somewhere".*Syntax error/);
+  });
+
+  test('a SQL model on a missing table → SourceConfigError naming the table', async () => {
+    const err = await source()
+      .dryRun({ sql: `SELECT * FROM ${ctx.dataset}.no_such_table` })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceConfigError);
+    expect(err).toMatchObject({ reason: 'notFound' });
+    expect((err as Error).message).toContain(`${ctx.dataset}.no_such_table`);
+  });
+
+  test('a table model on a missing table → SourceConfigError naming the table', async () => {
+    const err = await source()
+      .open({ table: `${ctx.dataset}.no_such_table` })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceConfigError);
+    expect(err).toMatchObject({ reason: 'notFound' });
+    expect((err as Error).message).toContain(`table "ampsync-dev.${ctx.dataset}.no_such_table"`);
+  });
+
+  test('an unknown column → SourceConfigError', async () => {
+    const err = await source()
+      .open({ sql: `SELECT no_such_column FROM ${ctx.dataset}.users` })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'SourceConfigError', reason: 'invalidQuery' });
+    expect((err as Error).message).toContain('no_such_column');
+  });
+
+  test('a deterministic job id: a retried open attaches to the job already started', async () => {
+    const src = source();
+    const jobId = `ampsync_test_${ctx.dataset}`;
+    const first = await src.open(
+      { sql: `SELECT user_id FROM ${ctx.dataset}.users ORDER BY user_id LIMIT 5` },
+      { jobId },
+    );
+    const again = await src.open(
+      { sql: `SELECT user_id FROM ${ctx.dataset}.users ORDER BY user_id LIMIT 5` },
+      { jobId },
+    );
+    expect(again).toEqual(first);
+    expect(first.position.jobId).toBe(jobId);
+    const page = await src.readPage(again.position, { pageSize: 10 });
+    expect(page.rows.map((r) => r.user_id)).toEqual([1, 2, 3, 4, 5].map((n) => syntheticUser(n).user_id));
+  });
+});

@@ -1,0 +1,567 @@
+/**
+ * The StateStore conformance suite: every implementation runs these same tests against a real database.
+ * Each test works on its own sync id, so one database serves the whole file.
+ */
+import { randomUUID } from 'node:crypto';
+import { canonicalJson, hashText } from '../../src/diff/canonical';
+import { RunNotFoundError, StateConflictError } from '../../src/state/errors';
+import type { CommitChunkResult, FinishExtractResult, StagePageResult, StateStore } from '../../src/state/types';
+import { emptyCounts } from '../../src/sync/types';
+import type { DiffMode, MappedRow, RowOutcome, RowRejection, SourcePosition, StagedRow } from '../../src/sync/types';
+
+/** Opens a new store (a new connection or pool) on the database shared by the file's tests. */
+export type StateStoreFactory = () => StateStore;
+
+interface Page {
+  rows: MappedRow[];
+  rejected?: RowRejection[];
+}
+
+interface RunOptions {
+  mode?: DiffMode;
+  chunkSize?: number;
+  /** Outcome of each sent row (default: delivered). */
+  outcome?: (row: StagedRow) => RowOutcome;
+}
+
+function mapped(key: string, properties: Record<string, unknown>): MappedRow {
+  const payload = canonicalJson({ user_id: key, user_properties: properties });
+  return { key, hash: hashText(payload), payload };
+}
+
+function user(key: string, plan = 'free'): MappedRow {
+  return mapped(key, { plan });
+}
+
+function event(key: string, amount: number): MappedRow {
+  const payload = canonicalJson({
+    event_type: 'purchase',
+    insert_id: key,
+    user_id: 'u1',
+    event_properties: { amount },
+  });
+  return { key, hash: hashText(payload), payload };
+}
+
+/** `u000`, `u001`, ... */
+function keys(count: number, prefix = 'u', from = 0): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${String(from + i).padStart(3, '0')}`);
+}
+
+function pagesOf(rows: MappedRow[], pageSize: number): Page[] {
+  const pages: Page[] = [];
+  for (let i = 0; i < rows.length; i += pageSize) pages.push({ rows: rows.slice(i, i + pageSize) });
+  return pages.length > 0 ? pages : [{ rows: [] }];
+}
+
+function cursorAfter(page: number, pages: number, rowsRead: number): SourcePosition {
+  return { jobId: 'job_1', location: 'US', pageToken: page < pages ? `token_${page}` : null, page, rowsRead };
+}
+
+const delivered = (row: StagedRow): RowOutcome => ({ key: row.key, status: 'delivered' });
+
+/** Registers the conformance tests of a StateStore implementation. */
+export function describeStateStore(name: string, open: StateStoreFactory): void {
+  describe(`${name} conformance`, () => {
+    const stores: StateStore[] = [];
+    let store: StateStore;
+
+    const another = async (): Promise<StateStore> => {
+      const s = open();
+      stores.push(s);
+      await s.migrate();
+      return s;
+    };
+
+    beforeAll(async () => {
+      store = await another();
+      // migrating twice (every worker does at start) is harmless
+      await store.migrate();
+    });
+
+    afterAll(async () => {
+      for (const s of stores) await s.close();
+    });
+
+    const newSync = (): string => `sync_${randomUUID().slice(0, 8)}`;
+    const newRun = (): string => `run_${randomUUID().slice(0, 8)}`;
+
+    async function extract(
+      syncId: string,
+      runId: string,
+      pages: Page[],
+      options: RunOptions = {},
+    ): Promise<{ results: StagePageResult[]; finished: FinishExtractResult }> {
+      await store.beginRun({
+        syncId,
+        runId,
+        mode: options.mode ?? 'upsert',
+        chunkSize: options.chunkSize ?? 10,
+        workflowId: `wf_${syncId}`,
+      });
+      const results: StagePageResult[] = [];
+      let rowsRead = 0;
+      for (let i = 0; i < pages.length; i++) {
+        const page = pages[i]!;
+        rowsRead += page.rows.length + (page.rejected?.length ?? 0);
+        results.push(
+          await store.stagePage({
+            syncId,
+            runId,
+            rows: page.rows,
+            rejected: page.rejected ?? [],
+            cursor: cursorAfter(i + 1, pages.length, rowsRead),
+          }),
+        );
+      }
+      return { results, finished: await store.finishExtract(syncId, runId) };
+    }
+
+    async function sendAll(
+      syncId: string,
+      runId: string,
+      chunks: number,
+      outcome: (row: StagedRow) => RowOutcome = delivered,
+    ): Promise<{ sent: StagedRow[]; commits: CommitChunkResult[] }> {
+      const sent: StagedRow[] = [];
+      const commits: CommitChunkResult[] = [];
+      for (let chunk = 0; chunk < chunks; chunk++) {
+        const rows = await store.readChunk(syncId, runId, chunk);
+        sent.push(...rows);
+        await store.recordOutcomes(syncId, runId, rows.map(outcome));
+        commits.push(await store.commitChunk(syncId, runId, chunk));
+      }
+      return { sent, commits };
+    }
+
+    /** A whole run: extract, send every chunk, commit, finish. */
+    async function fullRun(syncId: string, pages: Page[], options: RunOptions = {}) {
+      const runId = newRun();
+      const { results, finished } = await extract(syncId, runId, pages, options);
+      const { sent, commits } = await sendAll(syncId, runId, finished.chunks, options.outcome);
+      const record = await store.finishRun(syncId, runId, 'succeeded', {
+        ...emptyCounts(),
+        ...finished.counts,
+        delivered: commits.reduce((n, c) => n + c.delivered, 0),
+      });
+      return { runId, results, finished, sent, commits, record };
+    }
+
+    const sentKeys = (rows: StagedRow[]): string[] => rows.map((r) => r.key);
+
+    it('stages every row as new on the first run, in model order, dense chunks of chunkSize', async () => {
+      const syncId = newSync();
+      const rows = keys(25).map((k) => user(k));
+      const run = await fullRun(syncId, pagesOf(rows, 10), { chunkSize: 10 });
+
+      expect(run.results).toEqual([
+        { staged: 10, unchanged: 0, new: 10 },
+        { staged: 10, unchanged: 0, new: 10 },
+        { staged: 5, unchanged: 0, new: 5 },
+      ]);
+      expect(run.finished).toEqual({
+        counts: { extracted: 25, invalid: 0, new: 25, changed: 0, unchanged: 0, gone: 0 },
+        chunks: 3,
+        duplicateKeys: 0,
+        sampleRejections: [],
+      });
+      expect(run.sent).toEqual(rows.map(({ key, hash, payload }) => ({ key, hash, payload })));
+      expect(run.commits).toEqual([
+        { delivered: 10, rejected: 0, deferred: 0, pending: 0 },
+        { delivered: 10, rejected: 0, deferred: 0, pending: 0 },
+        { delivered: 5, rejected: 0, deferred: 0, pending: 0 },
+      ]);
+      expect(await store.countSynced(syncId)).toBe(25);
+    });
+
+    it('stages nothing on a second run when nothing changed', async () => {
+      const syncId = newSync();
+      const rows = keys(25).map((k) => user(k));
+      await fullRun(syncId, pagesOf(rows, 10));
+      const second = await fullRun(syncId, pagesOf(rows, 10));
+
+      expect(second.results.map((r) => r.staged)).toEqual([0, 0, 0]);
+      expect(second.finished).toEqual({
+        counts: { extracted: 25, invalid: 0, new: 0, changed: 0, unchanged: 25, gone: 0 },
+        chunks: 0,
+        duplicateKeys: 0,
+        sampleRejections: [],
+      });
+      expect(second.sent).toEqual([]);
+    });
+
+    it('stages 3 changed and 1 new row and counts 2 gone after changing 3, removing 2, adding 1', async () => {
+      const syncId = newSync();
+      const original = keys(25).map((k) => user(k));
+      await fullRun(syncId, pagesOf(original, 10));
+
+      const changedKeys = new Set(['u003', 'u012', 'u020']);
+      const removedKeys = new Set(['u007', 'u019']);
+      const next = original
+        .filter((r) => !removedKeys.has(r.key))
+        .map((r) => (changedKeys.has(r.key) ? user(r.key, 'pro') : r));
+      next.splice(5, 0, user('n001', 'trial'));
+      const second = await fullRun(syncId, pagesOf(next, 10), { chunkSize: 2 });
+
+      expect(second.finished.counts).toEqual({ extracted: 24, invalid: 0, new: 1, changed: 3, unchanged: 20, gone: 2 });
+      expect(second.finished.chunks).toBe(2);
+      expect(sentKeys(second.sent)).toEqual(['u003', 'n001', 'u012', 'u020']);
+      expect(second.sent[0]).toEqual(user('u003', 'pro'));
+
+      // the changed hashes are now the delivered ones; the gone keys stay delivered
+      const third = await fullRun(syncId, pagesOf(next, 10));
+      expect(third.finished.counts).toEqual({ extracted: 24, invalid: 0, new: 0, changed: 0, unchanged: 24, gone: 2 });
+      expect(await store.countSynced(syncId)).toBe(26);
+    });
+
+    it('stages only never-delivered keys for events (send-once), never a changed one again', async () => {
+      const syncId = newSync();
+      const first = await fullRun(syncId, [{ rows: keys(5, 'e').map((k) => event(k, 10)) }], {
+        mode: 'send-once',
+        outcome: (row) =>
+          row.key === 'e003'
+            ? { key: row.key, status: 'deferred', reason: 'throttled', retryAfterMs: 30_000 }
+            : row.key === 'e004'
+              ? { key: row.key, status: 'rejected', reason: 'missing user_id' }
+              : delivered(row),
+      });
+      expect(first.commits).toEqual([{ delivered: 3, rejected: 1, deferred: 1, pending: 0 }]);
+
+      const model = [event('e000', 10), event('e001', 99), event('e002', 10), event('e003', 10), event('e004', 10)];
+      model.push(event('e005', 10));
+      const second = await fullRun(syncId, [{ rows: model }], { mode: 'send-once' });
+      expect(second.finished.counts).toEqual({ extracted: 6, invalid: 0, new: 3, changed: 0, unchanged: 3, gone: 0 });
+      expect(second.results).toEqual([{ staged: 3, unchanged: 3, new: 3 }]);
+      expect(sentKeys(second.sent)).toEqual(['e003', 'e004', 'e005']);
+    });
+
+    it('rejects NULL and duplicate keys with their reasons and never stages them', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const pages: Page[] = [
+        {
+          rows: [user('a'), user('b'), user('x', 'one'), user('x', 'two')],
+          rejected: [{ key: null, reason: 'user_id is NULL', stage: 'diff' }],
+        },
+        {
+          rows: [user('c'), user('b', 'pro'), user('d')],
+          rejected: [{ key: 'd', reason: 'time is not a timestamp', stage: 'validation' }],
+        },
+      ];
+      const { results, finished } = await extract(syncId, runId, pages, { chunkSize: 1 });
+
+      expect(results).toEqual([
+        { staged: 2, unchanged: 0, new: 2 },
+        { staged: 2, unchanged: 0, new: 2 },
+      ]);
+      expect(finished).toEqual({
+        // 7 mapped + 2 rejected rows; invalid: the 2 rejected and the 5 mapped rows of keys b, d, x
+        counts: { extracted: 9, invalid: 7, new: 2, changed: 0, unchanged: 0, gone: 0 },
+        chunks: 2,
+        duplicateKeys: 3,
+        sampleRejections: [
+          { key: null, reason: 'user_id is NULL', stage: 'diff' },
+          { key: 'd', reason: 'time is not a timestamp', stage: 'validation' },
+          { key: 'b', reason: 'duplicate key "b" appears 2 times in the model', stage: 'diff' },
+          { key: 'd', reason: 'duplicate key "d" appears 2 times in the model', stage: 'diff' },
+          { key: 'x', reason: 'duplicate key "x" appears 2 times in the model', stage: 'diff' },
+        ],
+      });
+      // duplicates removed, chunks renumbered densely in staging order
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([user('a')]);
+      expect(await store.readChunk(syncId, runId, 1)).toEqual([user('c')]);
+      await expect(store.readChunk(syncId, runId, 2)).rejects.toThrow(StateConflictError);
+
+      const rejected = await store.listRejected(syncId, 10);
+      expect(rejected.map((r) => [r.key, r.stage])).toEqual([
+        ['x', 'diff'],
+        ['d', 'diff'],
+        ['b', 'diff'],
+        ['d', 'validation'],
+        [null, 'diff'],
+      ]);
+      expect(rejected.every((r) => r.syncId === syncId && r.runId === runId && !Number.isNaN(Date.parse(r.at)))).toBe(
+        true,
+      );
+    });
+
+    it('scales duplicate detection across many pages and chunk boundaries', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const rows = keys(30).map((k) => user(k));
+      // u005 again on the last page, u006 twice on its own page
+      const pages = pagesOf(rows, 7);
+      pages[4]!.rows.push(user('u005', 'again'));
+      pages[0]!.rows.push(user('u006', 'twice'));
+      const { finished } = await extract(syncId, runId, pages, { chunkSize: 4 });
+      expect(finished.duplicateKeys).toBe(2);
+      expect(finished.counts).toEqual({ extracted: 32, invalid: 4, new: 28, changed: 0, unchanged: 0, gone: 0 });
+      expect(finished.chunks).toBe(7);
+      const staged: StagedRow[] = [];
+      for (let chunk = 0; chunk < finished.chunks; chunk++) {
+        const rowsOfChunk = await store.readChunk(syncId, runId, chunk);
+        expect(rowsOfChunk.length).toBe(4);
+        staged.push(...rowsOfChunk);
+      }
+      expect(sentKeys(staged)).toEqual(keys(30).filter((k) => k !== 'u005' && k !== 'u006'));
+    });
+
+    it('retries rows Amplitude rejected on the next run and files them in the rejected log', async () => {
+      const syncId = newSync();
+      const rows = keys(3).map((k) => user(k));
+      const first = await fullRun(syncId, [{ rows }], {
+        outcome: (row) =>
+          row.key === 'u001' ? { key: row.key, status: 'rejected', reason: 'user_id is too short' } : delivered(row),
+      });
+      expect(first.commits).toEqual([{ delivered: 2, rejected: 1, deferred: 0, pending: 0 }]);
+      expect(await store.countSynced(syncId)).toBe(2);
+      const log = await store.listRejected(syncId, 10);
+      expect(log).toEqual([
+        { syncId, runId: first.runId, key: 'u001', reason: 'user_id is too short', stage: 'amplitude', at: log[0]!.at },
+      ]);
+
+      const second = await fullRun(syncId, [{ rows }]);
+      expect(sentKeys(second.sent)).toEqual(['u001']);
+      expect(second.finished.counts).toMatchObject({ new: 1, unchanged: 2 });
+      expect(await store.countSynced(syncId)).toBe(3);
+    });
+
+    it('loses nothing when a run crashes between send and commit: the next run stages those rows again', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const rows = keys(6).map((k) => user(k));
+      const { finished } = await extract(syncId, runId, [{ rows }], { chunkSize: 2 });
+      expect(finished.chunks).toBe(3);
+      // chunk 0: sent and committed; chunk 1: sent, outcomes recorded, never committed; chunk 2: never sent
+      await store.recordOutcomes(syncId, runId, (await store.readChunk(syncId, runId, 0)).map(delivered));
+      await store.commitChunk(syncId, runId, 0);
+      await store.recordOutcomes(syncId, runId, (await store.readChunk(syncId, runId, 1)).map(delivered));
+      expect(await store.countSynced(syncId)).toBe(2);
+
+      const next = await fullRun(syncId, [{ rows }]);
+      expect(sentKeys(next.sent)).toEqual(['u002', 'u003', 'u004', 'u005']);
+      expect(next.finished.counts).toMatchObject({ new: 4, unchanged: 2 });
+      expect(await store.countSynced(syncId)).toBe(6);
+      expect((await store.getRun(syncId, runId))?.status).toBe('running');
+    });
+
+    it('never marks an unsent or deferred row synced: a commit counts them pending or deferred', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const rows = keys(5).map((k) => user(k));
+      await extract(syncId, runId, [{ rows }], { chunkSize: 5 });
+      await store.recordOutcomes(syncId, runId, [
+        { key: 'u000', status: 'delivered' },
+        { key: 'u001', status: 'deferred', reason: 'throttled (429)', retryAfterMs: 1000 },
+      ]);
+      expect(await store.commitChunk(syncId, runId, 0)).toEqual({ delivered: 1, rejected: 0, deferred: 1, pending: 3 });
+      expect(await store.countSynced(syncId)).toBe(1);
+      await store.finishRun(syncId, runId, 'failed', emptyCounts(), 'cancelled mid-chunk');
+
+      const next = await fullRun(syncId, [{ rows }]);
+      expect(sentKeys(next.sent)).toEqual(['u001', 'u002', 'u003', 'u004']);
+    });
+
+    it('resumes extraction from the saved cursor; a replayed page is not staged twice nor seen as duplicates', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const rows = keys(12).map((k) => user(k));
+      await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 5 });
+      expect(await store.getExtractCursor(syncId, runId)).toBeNull();
+
+      const page1 = { syncId, runId, rows: rows.slice(0, 6), rejected: [], cursor: cursorAfter(1, 2, 6) };
+      const first = await store.stagePage(page1);
+      expect(await store.getExtractCursor(syncId, runId)).toEqual({ position: cursorAfter(1, 2, 6), staged: 6 });
+
+      // the activity crashed after the commit and its retry stages the same page again
+      expect(await store.stagePage(page1)).toEqual(first);
+      expect(await store.getExtractCursor(syncId, runId)).toEqual({ position: cursorAfter(1, 2, 6), staged: 6 });
+
+      await store.stagePage({ syncId, runId, rows: rows.slice(6), rejected: [], cursor: cursorAfter(2, 2, 12) });
+      // a late replay of page 1 does not move the cursor back
+      await store.stagePage(page1);
+      expect(await store.getExtractCursor(syncId, runId)).toEqual({ position: cursorAfter(2, 2, 12), staged: 12 });
+
+      const finished = await store.finishExtract(syncId, runId);
+      expect(finished).toEqual({
+        counts: { extracted: 12, invalid: 0, new: 12, changed: 0, unchanged: 0, gone: 0 },
+        chunks: 3,
+        duplicateKeys: 0,
+        sampleRejections: [],
+      });
+      expect((await store.getRun(syncId, runId))?.counts).toMatchObject({ extracted: 12, new: 12 });
+      // extraction is over: a new page is refused, finishExtract answers the same
+      await expect(
+        store.stagePage({ syncId, runId, rows: [user('late')], rejected: [], cursor: cursorAfter(3, 3, 13) }),
+      ).rejects.toThrow(StateConflictError);
+      expect(await store.finishExtract(syncId, runId)).toEqual(finished);
+    });
+
+    it('returns only the rows of a chunk without an outcome, in staging order', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const rows = keys(5).map((k) => user(k));
+      await extract(syncId, runId, [{ rows }], { chunkSize: 5 });
+      await store.recordOutcomes(syncId, runId, [
+        { key: 'u003', status: 'delivered' },
+        { key: 'u000', status: 'rejected', reason: 'bad device_id' },
+      ]);
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([user('u001'), user('u002'), user('u004')]);
+      // recording the same outcomes again changes nothing
+      await store.recordOutcomes(syncId, runId, [{ key: 'u003', status: 'delivered' }]);
+      expect(sentKeys(await store.readChunk(syncId, runId, 0))).toEqual(['u001', 'u002', 'u004']);
+    });
+
+    it('applies concurrent commits of different chunks from separate stores', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const rows = keys(40).map((k) => user(k));
+      const { finished } = await extract(syncId, runId, pagesOf(rows, 15), { chunkSize: 10 });
+      expect(finished.chunks).toBe(4);
+      const other = await another();
+
+      const worker = async (s: StateStore, chunk: number): Promise<CommitChunkResult> => {
+        const chunkRows = await s.readChunk(syncId, runId, chunk);
+        await s.recordOutcomes(syncId, runId, chunkRows.map(delivered));
+        return s.commitChunk(syncId, runId, chunk);
+      };
+      const commits = await Promise.all([worker(store, 0), worker(other, 1), worker(store, 2), worker(other, 3)]);
+      expect(commits.map((c) => c.delivered)).toEqual([10, 10, 10, 10]);
+      expect(await other.countSynced(syncId)).toBe(40);
+
+      const next = await fullRun(syncId, pagesOf(rows, 15));
+      expect(next.finished.counts).toMatchObject({ new: 0, unchanged: 40 });
+    });
+
+    it('is idempotent: beginRun, finishExtract, commitChunk and finishRun called twice give the same answer', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const begun = await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 3, workflowId: 'wf_1' });
+      expect(begun).toEqual({
+        syncId,
+        runId,
+        status: 'running',
+        startedAt: begun.startedAt,
+        finishedAt: null,
+        counts: emptyCounts(),
+        chunks: null,
+        workflowId: 'wf_1',
+        error: null,
+      });
+      expect(Number.isNaN(Date.parse(begun.startedAt))).toBe(false);
+      expect(await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 3, workflowId: 'wf_1' })).toEqual(begun);
+      await expect(store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 4 })).rejects.toThrow(StateConflictError);
+
+      const rows = keys(3).map((k) => user(k));
+      await store.stagePage({ syncId, runId, rows, rejected: [], cursor: cursorAfter(1, 1, 3) });
+      const finished = await store.finishExtract(syncId, runId);
+      expect(await store.finishExtract(syncId, runId)).toEqual(finished);
+
+      await store.recordOutcomes(syncId, runId, [
+        { key: 'u000', status: 'delivered' },
+        { key: 'u001', status: 'rejected', reason: 'invalid email' },
+      ]);
+      const commit = await store.commitChunk(syncId, runId, 0);
+      expect(commit).toEqual({ delivered: 1, rejected: 1, deferred: 0, pending: 1 });
+      expect(await store.commitChunk(syncId, runId, 0)).toEqual(commit);
+      expect((await store.listRejected(syncId, 10)).length).toBe(1);
+      expect(await store.countSynced(syncId)).toBe(1);
+
+      const counts = { ...emptyCounts(), ...finished.counts, delivered: 1, rejected: 1 };
+      const done = await store.finishRun(syncId, runId, 'succeeded', counts);
+      expect(done).toMatchObject({ status: 'succeeded', counts, chunks: 1, error: null, workflowId: 'wf_1' });
+      expect(done.finishedAt).not.toBeNull();
+      expect(await store.finishRun(syncId, runId, 'failed', emptyCounts(), 'late retry')).toEqual(done);
+      // its staging data is gone
+      await expect(store.readChunk(syncId, runId, 0)).rejects.toThrow(StateConflictError);
+    });
+
+    it('refuses outcomes for keys the run did not stage, applying none of them', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      await extract(syncId, runId, [{ rows: [user('a'), user('b')] }]);
+      const attempt = store.recordOutcomes(syncId, runId, [
+        { key: 'a', status: 'delivered' },
+        { key: 'nope', status: 'delivered' },
+      ]);
+      await expect(attempt).rejects.toThrow(StateConflictError);
+      await expect(attempt).rejects.toThrow(/staged no row with key "nope"/);
+      expect(sentKeys(await store.readChunk(syncId, runId, 0))).toEqual(['a', 'b']);
+    });
+
+    it('keeps a runs log newest first, and resetSync forgets delivered keys but not the logs', async () => {
+      const syncId = newSync();
+      const rows = [user('a'), user('b')];
+      const first = await fullRun(syncId, [{ rows }], {
+        outcome: (r) => (r.key === 'b' ? { key: 'b', status: 'rejected', reason: 'bad' } : delivered(r)),
+      });
+      const second = await fullRun(syncId, [{ rows }]);
+      const runs = await store.listRuns(syncId, 10);
+      expect(runs.map((r) => [r.runId, r.status])).toEqual([
+        [second.runId, 'succeeded'],
+        [first.runId, 'succeeded'],
+      ]);
+      expect(runs[1]).toEqual(first.record);
+      expect(await store.listRuns(syncId, 1)).toEqual([runs[0]]);
+
+      await store.resetSync(syncId);
+      expect(await store.countSynced(syncId)).toBe(0);
+      expect((await store.listRuns(syncId, 10)).length).toBe(2);
+      expect((await store.listRejected(syncId, 10)).length).toBe(1);
+      const third = await fullRun(syncId, [{ rows }]);
+      expect(third.finished.counts).toMatchObject({ new: 2, unchanged: 0 });
+    });
+
+    it('discards a run with its staging data and rejections, keeping what other runs delivered', async () => {
+      const syncId = newSync();
+      await fullRun(syncId, [{ rows: [user('a')] }]);
+      const runId = newRun();
+      await extract(syncId, runId, [
+        { rows: [user('a', 'pro'), user('b')], rejected: [{ key: null, reason: 'NULL key', stage: 'diff' }] },
+      ]);
+      await store.discardRun(syncId, runId);
+      await store.discardRun(syncId, runId);
+      expect(await store.getRun(syncId, runId)).toBeNull();
+      expect(await store.listRejected(syncId, 10)).toEqual([]);
+      expect(await store.countSynced(syncId)).toBe(1);
+      expect((await store.listRuns(syncId, 10)).length).toBe(1);
+    });
+
+    it('round-trips keys and payloads with tabs, newlines, backslashes, quotes and non-ASCII text', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const odd = ['tab\there', 'line\nbreak', 'back\\slash', 'quote"s', 'ünïcødé 用户 🚀', 'cr\rlf', '\\N'];
+      const rows = odd.map((k) => mapped(k, { note: `${k}\t\\N\n` }));
+      const { finished } = await extract(syncId, runId, [{ rows }], { chunkSize: 100 });
+      expect(finished.counts.new).toBe(odd.length);
+      expect(await store.readChunk(syncId, runId, 0)).toEqual(rows);
+      await store.recordOutcomes(syncId, runId, rows.map(delivered));
+      await store.commitChunk(syncId, runId, 0);
+      await store.finishRun(syncId, runId, 'succeeded', emptyCounts());
+      const again = await fullRun(syncId, [{ rows }]);
+      expect(again.finished.counts).toMatchObject({ unchanged: odd.length, new: 0 });
+    });
+
+    it('names the run in errors for a run never begun', async () => {
+      const syncId = newSync();
+      expect(await store.getRun(syncId, 'missing')).toBeNull();
+      await expect(store.getExtractCursor(syncId, 'missing')).rejects.toThrow(RunNotFoundError);
+      await expect(
+        store.stagePage({ syncId, runId: 'missing', rows: [], rejected: [], cursor: cursorAfter(1, 1, 0) }),
+      ).rejects.toThrow(`run "missing" of sync "${syncId}" was never begun`);
+      await expect(store.finishExtract(syncId, 'missing')).rejects.toMatchObject({
+        type: 'RunNotFoundError',
+        retryable: false,
+      });
+    });
+
+    it('refuses chunk calls before extraction finished', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 10 });
+      await store.stagePage({ syncId, runId, rows: [user('a')], rejected: [], cursor: cursorAfter(1, 1, 1) });
+      await expect(store.readChunk(syncId, runId, 0)).rejects.toThrow(/has not finished extraction/);
+      await expect(store.commitChunk(syncId, runId, 0)).rejects.toThrow(StateConflictError);
+    });
+  });
+}

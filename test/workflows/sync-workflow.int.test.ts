@@ -1,0 +1,189 @@
+/**
+ * syncWorkflow on the real dev server with a real worker, a real SQLite state store and the Amplitude
+ * emulator; the warehouse is an in-memory Source (the BigQuery path is covered by test/e2e).
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { syncSchema, type SyncConfig, type SyncConfigInput } from '../../src/config/schema';
+import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
+import type { SourceRow } from '../../src/sync/types';
+import { syncWorkflowId } from '../../src/temporal/names';
+import { SA_STATUS } from '../../src/temporal/search-attributes';
+import { createHarness, workflowBundle, type Harness } from '../support/temporal';
+import { field, MemorySource } from '../support/memory-source';
+
+const API_KEY = 'test-key-workflows-0001';
+
+let harness: Harness;
+let emulator: AmplitudeEmulator;
+let dir: string;
+
+beforeAll(async () => {
+  harness = await createHarness();
+  emulator = await startAmplitudeEmulator({ port: 0, apiKeys: [API_KEY] });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-wf-'));
+  process.env.AMPSYNC_TEST_AMPLITUDE_KEY = API_KEY;
+});
+
+afterAll(async () => {
+  await emulator?.close();
+  await harness?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => emulator.reset());
+
+function syncOf(id: string, overrides: Partial<SyncConfigInput>): SyncConfig {
+  return syncSchema.parse({
+    id,
+    object: 'users',
+    source: { project: 'memory' },
+    model: { sql: 'SELECT 1' },
+    key: 'user_id',
+    mappings: [
+      { from: 'user_id', to: 'user_id' },
+      { from: 'plan', to: 'user_properties.plan' },
+      { from: 'ltv', to: 'user_properties.ltv' },
+    ],
+    destination: { apiKey: { env: 'AMPSYNC_TEST_AMPLITUDE_KEY' }, baseUrl: emulator.url },
+    ...overrides,
+  });
+}
+
+const userSchema = [field('user_id'), field('plan'), field('ltv', 'FLOAT64')];
+const userRow =
+  (version: (i: number) => number = () => 0) =>
+  (i: number): SourceRow => ({ user_id: `user-${String(i).padStart(7, '0')}`, plan: i % 3 === 0 ? 'pro' : 'free', ltv: i + version(i) });
+
+async function withWorker<T>(source: MemorySource, state: string, body: () => Promise<T>): Promise<T> {
+  const w = await harness.startWorker({ state, sourceFor: () => source, maxThrottleWaitMs: 2_000 });
+  try {
+    return await body();
+  } finally {
+    await w.stop();
+  }
+}
+
+test('a users sync delivers every row, a second run sends nothing, a change sends only the change', async () => {
+  const source = new MemorySource(userSchema, userRow(), 2_500);
+  const state = `sqlite:${path.join(dir, 'users.db')}`;
+  const sync = syncOf(uniqueSyncId('users'), { options: { chunkSize: 1000, batchSize: 500, concurrency: 2 } });
+  await withWorker(source, state, async () => {
+    const first = await harness.client.run(sync);
+    expect(first.status).toBe('succeeded');
+    expect(first.counts).toMatchObject({ extracted: 2500, new: 2500, changed: 0, delivered: 2500, rejected: 0 });
+    expect(first.chunks).toBe(3);
+    expect(emulator.eventCount()).toBe(2500);
+    expect(emulator.user('user-0000003')?.user_properties).toEqual({ plan: 'pro', ltv: 3 });
+
+    const second = await harness.client.run(sync);
+    expect(second.counts).toMatchObject({ extracted: 2500, new: 0, changed: 0, unchanged: 2500, delivered: 0 });
+    expect(emulator.eventCount()).toBe(2500);
+
+    source.setRows(userRow((i) => (i === 7 || i === 8 ? 1000 : 0)), 2_501);
+    const third = await harness.client.run(sync);
+    expect(third.counts).toMatchObject({ new: 1, changed: 2, delivered: 3, unchanged: 2498 });
+    expect(emulator.user('user-0000007')?.user_properties).toEqual({ plan: 'free', ltv: 1007 });
+  });
+});
+
+test('the progress query answers during a run, and search attributes record the outcome', async () => {
+  const source = new MemorySource(userSchema, userRow(), 3_000);
+  const state = `sqlite:${path.join(dir, 'progress.db')}`;
+  const sync = syncOf(uniqueSyncId('progress'), { options: { chunkSize: 100, batchSize: 100, concurrency: 1 } });
+  emulator.latency({ ms: 30 });
+  await withWorker(source, state, async () => {
+    const handle = await harness.client.start(sync);
+    let seen: Awaited<ReturnType<typeof harness.client.progress>> = null;
+    for (let i = 0; i < 100 && !(seen?.phase === 'sending' && seen.chunksDone > 0); i++) {
+      seen = await harness.client.progress(sync.id);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seen).toMatchObject({ syncId: sync.id, phase: 'sending', chunksTotal: 30 });
+    expect(seen!.chunksDone).toBeGreaterThan(0);
+    await handle.result();
+    const described = await handle.describe();
+    expect(described.typedSearchAttributes.get(SA_STATUS)).toBe('succeeded');
+  });
+  emulator.clearFaults();
+});
+
+test('a second start of a running sync fails clearly, and cancel then rerun delivers every row exactly once', async () => {
+  const source = new MemorySource(userSchema, userRow(), 4_000);
+  const state = `sqlite:${path.join(dir, 'cancel.db')}`;
+  const sync = syncOf(uniqueSyncId('cancel'), { options: { chunkSize: 200, batchSize: 100, concurrency: 2 } });
+  emulator.latency({ ms: 40 });
+  await withWorker(source, state, async () => {
+    const handle = await harness.client.start(sync);
+    await expect(harness.client.start(sync)).rejects.toMatchObject({ name: 'SyncAlreadyRunningError' });
+    for (let i = 0; i < 100; i++) {
+      const p = await harness.client.progress(sync.id);
+      if (p && p.chunksDone >= 3) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await harness.client.cancel(sync.id);
+    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    const partial = emulator.eventCount();
+    expect(partial).toBeGreaterThan(0);
+    expect(partial).toBeLessThan(4000);
+    emulator.clearFaults();
+
+    const rerun = await harness.client.run(sync);
+    expect(rerun.status).toBe('succeeded');
+    // every profile in the model's state; rows committed before the cancel were not sent again
+    expect(rerun.counts.delivered + rerun.counts.unchanged).toBe(4000);
+    for (const i of [0, 1999, 3999]) expect(emulator.user(`user-${String(i).padStart(7, '0')}`)?.user_properties).toEqual({ plan: i % 3 === 0 ? 'pro' : 'free', ltv: i });
+  });
+});
+
+test('a mapping to a column the model lacks fails fast with a non-retryable failure naming the column', async () => {
+  const source = new MemorySource(userSchema, userRow(), 10);
+  const state = `sqlite:${path.join(dir, 'bad.db')}`;
+  const sync = syncOf(uniqueSyncId('bad'), {
+    mappings: [
+      { from: 'user_id', to: 'user_id' },
+      { from: 'no_such_column', to: 'user_properties.x' },
+    ],
+  });
+  await withWorker(source, state, async () => {
+    const err: unknown = await harness.client.run(sync).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause?.cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+    expect((cause as ApplicationFailure).message).toContain('no_such_column');
+  });
+});
+
+test('a 200,000-row sync continues as new and finishes correctly; its history replays deterministically', async () => {
+  const source = new MemorySource(userSchema, userRow(), 200_000);
+  const state = `sqlite:${path.join(dir, 'big.db')}`;
+  const sync = syncOf(uniqueSyncId('big'), { options: { chunkSize: 5000, batchSize: 1000, concurrency: 4 } });
+  const storeEvents = emulator;
+  await withWorker(source, state, async () => {
+    const handle = await harness.client.start(sync, { chunksPerExecution: 15 });
+    const result = await harness.client.follow(handle);
+    expect(result.counts).toMatchObject({ extracted: 200_000, new: 200_000, delivered: 200_000, rejected: 0 });
+    expect(storeEvents.eventCount()).toBe(200_000);
+    const progress = await harness.client.progress(sync.id);
+    expect(progress?.executions).toBeGreaterThanOrEqual(3);
+
+    const histories = [];
+    for await (const h of harness.env.client.workflow.list({ query: `WorkflowId = '${syncWorkflowId(sync.id)}'` }).intoHistories()) {
+      histories.push(h);
+    }
+    expect(histories.length).toBeGreaterThanOrEqual(3);
+    const replay = await Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories);
+    for await (const r of replay) expect(r.error).toBeUndefined();
+  });
+});
+
+let counter = 0;
+function uniqueSyncId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}`;
+}

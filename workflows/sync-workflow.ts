@@ -1,0 +1,269 @@
+/**
+ * One run of one sync as durable steps: prepare → extract and diff → send chunks (bounded parallelism) → commit
+ * each chunk → report. Only references and counts enter the history, never rows.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SyncActivities } from '../activities/types';
+import { FailureTypes } from '../activities/types';
+import type { RunCounts } from '../src/sync/types';
+import {
+  SA_OBJECT,
+  SA_ROWS_CHANGED,
+  SA_ROWS_DELIVERED,
+  SA_ROWS_REJECTED,
+  SA_STATUS,
+  SA_SYNC_ID,
+} from '../src/temporal/search-attributes';
+import {
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  type SyncCarryOver,
+  type SyncProgress,
+  type SyncRunStatus,
+  type SyncWorkflowInput,
+  type SyncWorkflowResult,
+} from './definitions';
+
+const NON_RETRYABLE = [
+  FailureTypes.config,
+  FailureTypes.secret,
+  'AmplitudeConfigError',
+  'SourceConfigError',
+  'MappingError',
+  'StateConfigError',
+];
+
+const quick = proxyActivities<SyncActivities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+const long = proxyActivities<SyncActivities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 50, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+const MAX_THROTTLED_IDS = 20;
+
+function zeroCounts(): RunCounts {
+  return { extracted: 0, invalid: 0, new: 0, changed: 0, unchanged: 0, gone: 0, delivered: 0, rejected: 0, deferred: 0 };
+}
+
+/** Runs one sync. Signals: pause / resume. Query: progress. Cancel leaves delivered rows committed. */
+export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkflowResult> {
+  const { sync } = input;
+  const info = workflowInfo();
+  const carry: SyncCarryOver | undefined = input.carryOver;
+  const runId = carry?.runId ?? info.runId;
+  const concurrency = sync.options.concurrency;
+
+  const progress: SyncProgress = {
+    syncId: sync.id,
+    runId,
+    object: sync.object,
+    phase: carry ? 'sending' : 'preparing',
+    status: carry?.paused ? 'paused' : 'running',
+    paused: carry?.paused ?? false,
+    bytesProcessed: carry?.bytesProcessed ?? null,
+    chunksTotal: carry?.chunksTotal ?? null,
+    chunksDone: carry?.nextChunk ?? 0,
+    counts: carry?.counts ?? zeroCounts(),
+    throttledIds: carry?.throttledIds ?? [],
+    sampleRejections: carry?.sampleRejections ?? [],
+    executions: (carry?.executions ?? 0) + 1,
+  };
+
+  const describe = (): void => {
+    const c = progress.counts;
+    const chunks = progress.chunksTotal === null ? '' : ` · chunks ${progress.chunksDone}/${progress.chunksTotal}`;
+    setCurrentDetails(
+      `**${progress.phase}**${progress.paused ? ' (paused)' : ''}${chunks} · changed ${c.new + c.changed} ` +
+        `(new ${c.new}) · delivered ${c.delivered} · rejected ${c.rejected + c.invalid} · deferred ${c.deferred}`,
+    );
+  };
+  const publish = (status: SyncRunStatus): void => {
+    progress.status = status;
+    const c = progress.counts;
+    upsertSearchAttributes([
+      { key: SA_SYNC_ID, value: sync.id },
+      { key: SA_OBJECT, value: sync.object },
+      { key: SA_STATUS, value: status },
+      { key: SA_ROWS_CHANGED, value: c.new + c.changed },
+      { key: SA_ROWS_DELIVERED, value: c.delivered },
+      { key: SA_ROWS_REJECTED, value: c.rejected + c.invalid },
+    ]);
+    describe();
+  };
+
+  setHandler(progressQuery, () => progress);
+  setHandler(pauseSignal, () => {
+    if (progress.paused) return;
+    progress.paused = true;
+    publish('paused');
+  });
+  setHandler(resumeSignal, () => {
+    if (!progress.paused) return;
+    progress.paused = false;
+    publish('running');
+  });
+
+  if (!carry) upsertMemo({ syncId: sync.id, object: sync.object, trigger: input.trigger, runId });
+  publish(progress.status);
+
+  const started = new Set<number>();
+  const committed = new Set<number>();
+
+  const runChunk = async (chunk: number): Promise<void> => {
+    started.add(chunk);
+    const sent = await long.sendChunk.executeWithOptions(
+      { summary: `send chunk ${chunk + 1}/${progress.chunksTotal ?? '?'} of ${sync.id}` },
+      [{ sync, runId, chunk }],
+    );
+    for (const id of sent.throttledIds) {
+      if (progress.throttledIds.length < MAX_THROTTLED_IDS && !progress.throttledIds.includes(id)) progress.throttledIds.push(id);
+    }
+    await commit(chunk);
+  };
+
+  const commit = async (chunk: number): Promise<void> => {
+    if (committed.has(chunk)) return;
+    const result = await quick.commitChunk({ syncId: sync.id, runId, chunk });
+    committed.add(chunk);
+    progress.counts.delivered += result.delivered;
+    progress.counts.rejected += result.rejected;
+    progress.counts.deferred += result.deferred;
+    progress.chunksDone += 1;
+    describe();
+  };
+
+  const inFlight = new Map<number, Promise<void>>();
+  let failure: unknown;
+  let carryOver: SyncCarryOver;
+  try {
+    if (!carry) {
+      const prepared = await quick.prepareRun.executeWithOptions(
+        { summary: `validate ${sync.id} and dry-run its model` },
+        [{ sync, runId, workflowId: info.workflowId }],
+      );
+      progress.bytesProcessed = prepared.bytesProcessed;
+      progress.phase = 'extracting';
+      describe();
+      const extracted = await long.extractAndDiff.executeWithOptions(
+        { summary: `extract ${sync.id} from BigQuery and diff against what was delivered` },
+        [{ sync, runId }],
+      );
+      Object.assign(progress.counts, extracted.counts);
+      progress.chunksTotal = extracted.chunks;
+      progress.sampleRejections = extracted.sampleRejections;
+      progress.phase = 'sending';
+      publish(progress.status);
+    }
+
+    const total = progress.chunksTotal ?? 0;
+    let next = carry?.nextChunk ?? 0;
+    let chunksThisExecution = 0;
+    let handOver = false;
+    while (next < total || inFlight.size > 0) {
+      if (failure !== undefined) throw failure;
+      const mayStart = next < total && !handOver && inFlight.size < concurrency && !progress.paused;
+      if (mayStart) {
+        const chunk = next++;
+        chunksThisExecution += 1;
+        const p = runChunk(chunk)
+          .catch((err: unknown) => {
+            failure ??= err;
+          })
+          .finally(() => inFlight.delete(chunk));
+        inFlight.set(chunk, p);
+        const suggested = workflowInfo().continueAsNewSuggested;
+        const limit = input.chunksPerExecution;
+        if (next < total && (suggested || (limit !== undefined && chunksThisExecution >= limit))) handOver = true;
+        continue;
+      }
+      if (inFlight.size === 0) {
+        if (handOver) break;
+        // paused with nothing in flight: wait for resume
+        await condition(() => !progress.paused);
+        continue;
+      }
+      await Promise.race(inFlight.values());
+      if (failure !== undefined) throw failure;
+    }
+
+    if (handOver && next < total) {
+      carryOver = {
+        runId,
+        chunksTotal: total,
+        nextChunk: next,
+        bytesProcessed: progress.bytesProcessed ?? 0,
+        counts: progress.counts,
+        sampleRejections: progress.sampleRejections,
+        throttledIds: progress.throttledIds,
+        executions: progress.executions,
+        paused: progress.paused,
+      };
+    } else {
+      progress.phase = 'finishing';
+      describe();
+      const finished = await quick.finishRun({ syncId: sync.id, runId, status: 'succeeded', counts: progress.counts });
+      progress.phase = 'done';
+      publish('succeeded');
+      return {
+        syncId: sync.id,
+        runId,
+        status: 'succeeded',
+        counts: progress.counts,
+        chunks: total,
+        bytesProcessed: progress.bytesProcessed ?? 0,
+        syncedKeys: finished.syncedKeys,
+        sampleRejections: progress.sampleRejections,
+      };
+    }
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    await CancellationScope.nonCancellable(async () => {
+      // Let cancelled sends settle, then commit what they delivered: the rest is sent next run.
+      await Promise.allSettled(inFlight.values());
+      for (const chunk of started) {
+        if (!committed.has(chunk)) await commit(chunk).catch(() => undefined);
+      }
+      await quick
+        .finishRun({
+          syncId: sync.id,
+          runId,
+          status: cancelled ? 'cancelled' : 'failed',
+          counts: progress.counts,
+          error: cancelled ? 'cancelled' : describeFailure(err),
+        })
+        .catch(() => undefined);
+      progress.phase = 'done';
+      publish(cancelled ? 'cancelled' : 'failed');
+    });
+    throw err;
+  }
+  // outside the try: continue-as-new is thrown, and must not be mistaken for a failure of the run
+  log.info('continuing as new to keep the history short', { syncId: sync.id, runId, nextChunk: carryOver.nextChunk });
+  return await continueAsNew<typeof syncWorkflow>({ ...input, carryOver });
+}
+
+function describeFailure(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
