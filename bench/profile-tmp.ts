@@ -33,7 +33,7 @@ function page(from: number, to: number, v: (i: number) => number): MappedRow[] {
     }
     await time(runId + ' finishRun', () => store.finishRun('s', runId, 'succeeded', f.counts as any));
   }
-  for (const [k, v] of Object.entries(t)) console.log(k.padEnd(24), v.toFixed(0), 'ms wall', (cpu[k] ?? 0).toFixed(0), 'ms cpu');
+  console.log(JSON.stringify((globalThis as any).T)); for (const [k, v] of Object.entries(t)) console.log(k.padEnd(24), v.toFixed(0), 'ms wall', (cpu[k] ?? 0).toFixed(0), 'ms cpu');
   console.log('rss', process.resourceUsage().maxRSS / 1024);
   await store.close();
 })();

@@ -296,27 +296,36 @@ export class AmpsyncClient {
       },
       // the note carries a fingerprint of what apply wrote, so a second apply knows what changed
       state: { paused: s.paused, note: `managed by ampsync apply · ${fingerprint({ sync, taskQueue: this.taskQueue })}` },
-      memo: { [MANAGED_SCHEDULE_MEMO]: true, syncId: sync.id },
+      memo: { [MANAGED_SCHEDULE_MEMO]: true, syncId: sync.id, taskQueue: this.taskQueue },
     };
   }
 
-  /** Creates, updates and deletes Schedules so they match the syncs given (only schedules ampsync manages). */
+  /**
+   * Creates, updates and deletes Schedules so they match the syncs given. Only schedules that ampsync manages
+   * for this client's task queue are touched: a syncs file and its task queue go together.
+   */
   async applySchedules(syncs: SyncConfig[], options: { dryRun?: boolean } = {}): Promise<ApplyResult> {
     const result: ApplyResult = { created: [], updated: [], deleted: [], unchanged: [] };
     const wanted = new Map(syncs.filter((s) => s.schedule !== undefined).map((s) => [syncScheduleId(s.id), s]));
     const existing = new Set<string>();
     for await (const summary of this.client.schedule.list()) {
-      if (summary.memo?.[MANAGED_SCHEDULE_MEMO] === true) existing.add(summary.scheduleId);
+      if (summary.memo?.[MANAGED_SCHEDULE_MEMO] === true && summary.memo.taskQueue === this.taskQueue) {
+        existing.add(summary.scheduleId);
+      }
     }
     for (const [scheduleId, sync] of wanted) {
       const opts = this.scheduleOptions(sync);
-      if (!existing.has(scheduleId)) {
+      const handle = this.client.schedule.getHandle(scheduleId);
+      // describe, not the (eventually consistent) list, decides between create and update
+      const current = await handle.describe().catch((err: unknown) => {
+        if (err instanceof ScheduleNotFoundError) return undefined;
+        throw err;
+      });
+      if (current === undefined) {
         if (!options.dryRun) await this.client.schedule.create(opts);
         result.created.push(sync.id);
         continue;
       }
-      const handle = this.client.schedule.getHandle(scheduleId);
-      const current = await handle.describe();
       const note = opts.state?.note ?? '';
       if (current.state.note === note) {
         // unchanged in the file: a pause made with `ampsync pause` stays

@@ -3,7 +3,9 @@
  * the Amplitude emulator), seeds the demo dataset, runs every demo sync through a real worker, then changes a
  * few rows and runs again to show that only the changes are sent.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { BigQuery } from '@google-cloud/bigquery';
 import { loadSyncsFile } from '../config/load';
 import type { SyncConfig } from '../config/schema';
@@ -46,6 +48,7 @@ function summarise(emulator: AmplitudeEmulator): void {
 
 async function main(): Promise<void> {
   const started = Date.now();
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   say('ampsync demo: BigQuery emulator → Temporal → Amplitude emulator\n');
   say('1. starting local services (first run installs them into ~/.cache/ampsync)');
   const endpoints = await startServices({ only: ['temporal', 'bigquery'], log: (l) => say(`   ${l}`) });
@@ -59,7 +62,10 @@ async function main(): Promise<void> {
   const seeded = await seedDemoData(bq, {});
   say(`   ${JSON.stringify(seeded)}`);
 
-  const state = `sqlite:${path.resolve('.ampsync', 'demo', 'state.db')}`;
+  // each demo tells the whole story: a fresh state store to go with the fresh Amplitude emulator
+  const stateFile = path.resolve('.ampsync', 'demo', 'state.db');
+  for (const suffix of ['', '-wal', '-shm']) fs.rmSync(stateFile + suffix, { force: true });
+  const state = `sqlite:${stateFile}`;
   const worker = await createAmpsyncWorker({ taskQueue: TASK_QUEUE, address: endpoints.temporalAddress, state, maxThrottleWaitMs: 5_000 });
   const running = worker.run();
   const client = await AmpsyncClient.connect({ address: endpoints.temporalAddress, taskQueue: TASK_QUEUE });

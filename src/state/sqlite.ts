@@ -385,11 +385,14 @@ export class SqliteStateStore implements StateStore {
       if (replayed !== undefined) return JSON.parse(replayed.result) as StagePageResult;
       checkStageable({ status: run.status, extracted: run.extract_result !== null }, syncId, runId);
 
-      const entries = summarizePage(input.rows, input.rejected);
+      const T = ((globalThis as any).T ??= {}); let c = process.cpuUsage(); const lap = (n: string) => { const d = process.cpuUsage(c); T[n] = (T[n] ?? 0) + (d.user + d.system) / 1000; c = process.cpuUsage(); };
+      const entries = summarizePage(input.rows, input.rejected); lap('summarize');
+      const jsonText = keysWithHashes(entries); lap('json');
       const differing = new Map<string, boolean>();
-      const found = s.differingKeys.raw().iterate(keysWithHashes(entries), syncId) as Iterable<[string, 0 | 1]>;
+      const found = s.differingKeys.raw().iterate(jsonText, syncId) as Iterable<[string, 0 | 1]>;
       for (const [key, delivered] of found) differing.set(key, delivered === 1);
-      const plan = planPage(entries, differing, run.mode, run.next_pos);
+      lap('probe');
+      const plan = planPage(entries, differing, run.mode, run.next_pos); lap('plan');
       const unchanged: string[] = [];
       for (const k of plan.keys) {
         if (k.pos === null && k.seen === 1 && k.valid === 1 && k.wasSynced) {
@@ -399,7 +402,8 @@ export class SqliteStateStore implements StateStore {
         s.insertSeen.run(run.run_no, cursor.page, k.key, k.seen, k.valid, k.wasSynced ? 1 : 0, k.pos === null ? 0 : 1);
         if (k.pos !== null) s.insertRow.run(run.run_no, k.pos, k.key, k.hash, k.payload);
       }
-      if (unchanged.length > 0) s.insertUnchanged.run(run.run_no, cursor.page, JSON.stringify(unchanged));
+      lap('insert others');
+      if (unchanged.length > 0) s.insertUnchanged.run(run.run_no, cursor.page, JSON.stringify(unchanged)); lap('insert unchanged');
       const at = this.now().toISOString();
       for (const r of input.rejected) s.insertRejected.run(syncId, runId, r.key, r.reason, r.stage, at);
 
@@ -412,7 +416,7 @@ export class SqliteStateStore implements StateStore {
       // the cursor only moves forward, even if an older attempt stages a page late
       const nextCursor = position !== null && position.page > cursor.page ? position : cursor;
       s.savePageProgress.run(JSON.stringify(nextCursor), plan.nextPos, JSON.stringify(counts), run.run_no);
-      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result));
+      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result)); lap('rest');
       return plan.result;
     });
   }
