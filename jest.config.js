@@ -1,5 +1,8 @@
 /** @type {import('jest').Config} */
-const swc = ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } }];
+const swc = [
+  '@swc/jest',
+  { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'commonjs' } },
+];
 
 module.exports = {
   // Temporal integration tests run serially (--runInBand) and may take minutes.

@@ -78,7 +78,11 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           mode: diffModeOf(sync.object),
           chunkSize: sync.options.chunkSize,
         });
-        activityContext()?.log.info('prepared sync run', { syncId: sync.id, runId: input.runId, bytesProcessed: dry.bytesProcessed });
+        activityContext()?.log.info('prepared sync run', {
+          syncId: sync.id,
+          runId: input.runId,
+          bytesProcessed: dry.bytesProcessed,
+        });
         return { bytesProcessed: dry.bytesProcessed, columns: dry.schema.map((f) => f.name) };
       });
     },
@@ -98,7 +102,12 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         } else {
           position = saved.position;
           mapper = deps.mapperFor(sync);
-          activityContext()?.log.info('resuming extraction', { syncId: sync.id, runId, page: position.page, rows: position.rowsRead });
+          activityContext()?.log.info('resuming extraction', {
+            syncId: sync.id,
+            runId,
+            page: position.page,
+            rows: position.rowsRead,
+          });
         }
         while (!isExhausted(position)) {
           const page = await source.readPage(position, { pageSize });
@@ -171,7 +180,13 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
       return classified(async () => {
         const run = await deps.state.finishRun(input.syncId, input.runId, input.status, input.counts, input.error);
         const syncedKeys = await deps.state.countSynced(input.syncId);
-        return { syncId: input.syncId, runId: input.runId, status: run.status, counts: run.counts ?? emptyCounts(), syncedKeys };
+        return {
+          syncId: input.syncId,
+          runId: input.runId,
+          status: run.status,
+          counts: run.counts ?? emptyCounts(),
+          syncedKeys,
+        };
       });
     },
   };

@@ -19,7 +19,7 @@ function page(from: number, to: number, v: (i: number) => number): MappedRow[] {
   await store.migrate();
   await store.resetSync('s');
   for (const [runId, v] of [['r1', () => 1], ['r2', (i: number) => (i % 100 === 0 ? 2 : 1)]] as const) {
-    await store.discardRun('s', runId);
+    (globalThis as any).T = {}; await store.discardRun("s", runId);
     await store.beginRun({ syncId: 's', runId, mode: 'upsert', chunkSize: 10000 });
     for (let p = 0; p * 10000 < N; p++) {
       const rows = page(p * 10000, Math.min(N, (p + 1) * 10000), v);

@@ -47,6 +47,16 @@ export interface SyncWorkflowInput {
   carryOver?: SyncCarryOver;
   /** Testing/ops knob: continue as new after this many chunks even when Temporal does not suggest it. */
   chunksPerExecution?: number;
+  /** Ops knob: how soon a step lost with a crashed worker is tried again on another one. */
+  activityTimeouts?: ActivityTimeouts;
+}
+
+/** Timeouts of the run's steps; a lost step is retried once its timeout passes. */
+export interface ActivityTimeouts {
+  /** Longest silence of a long step (extract, send) between heartbeats (default 2 minutes). */
+  heartbeatMs?: number;
+  /** Longest run of a short step (prepare, commit, finish) (default 10 minutes). */
+  shortStepMs?: number;
 }
 
 export interface SyncWorkflowResult {

@@ -4,6 +4,7 @@
  */
 import {
   ActivityFailure,
+  type ActivityInterfaceFor,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -32,6 +33,7 @@ import {
   pauseSignal,
   progressQuery,
   resumeSignal,
+  type ActivityTimeouts,
   type SyncCarryOver,
   type SyncProgress,
   type SyncRunStatus,
@@ -48,26 +50,57 @@ const NON_RETRYABLE = [
   'StateConfigError',
 ];
 
-const quick = proxyActivities<SyncActivities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 2 * 60_000;
+const DEFAULT_SHORT_STEP_TIMEOUT_MS = 10 * 60_000;
 
-const long = proxyActivities<SyncActivities>({
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '2 minutes',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 50, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+/** Proxies of the short steps (`quick`) and of the long, heartbeating ones (`long`). */
+function activitiesFor(
+  timeouts: ActivityTimeouts = {},
+): Record<'quick' | 'long', ActivityInterfaceFor<SyncActivities>> {
+  const quick = proxyActivities<SyncActivities>({
+    startToCloseTimeout: timeouts.shortStepMs ?? DEFAULT_SHORT_STEP_TIMEOUT_MS,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 20,
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
+  });
+  const long = proxyActivities<SyncActivities>({
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: timeouts.heartbeatMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    retry: {
+      initialInterval: '2s',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 50,
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
+  });
+  return { quick, long };
+}
 
 const MAX_THROTTLED_IDS = 20;
 
 function zeroCounts(): RunCounts {
-  return { extracted: 0, invalid: 0, new: 0, changed: 0, unchanged: 0, gone: 0, delivered: 0, rejected: 0, deferred: 0 };
+  return {
+    extracted: 0,
+    invalid: 0,
+    new: 0,
+    changed: 0,
+    unchanged: 0,
+    gone: 0,
+    delivered: 0,
+    rejected: 0,
+    deferred: 0,
+  };
 }
 
 /** Runs one sync. Signals: pause / resume. Query: progress. Cancel leaves delivered rows committed. */
 export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkflowResult> {
   const { sync } = input;
+  const { quick, long } = activitiesFor(input.activityTimeouts);
   const info = workflowInfo();
   const carry: SyncCarryOver | undefined = input.carryOver;
   const runId = carry?.runId ?? info.runId;
@@ -136,7 +169,8 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
       [{ sync, runId, chunk }],
     );
     for (const id of sent.throttledIds) {
-      if (progress.throttledIds.length < MAX_THROTTLED_IDS && !progress.throttledIds.includes(id)) progress.throttledIds.push(id);
+      if (progress.throttledIds.length < MAX_THROTTLED_IDS && !progress.throttledIds.includes(id))
+        progress.throttledIds.push(id);
     }
     await commit(chunk);
   };
@@ -153,7 +187,9 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
   };
 
   const inFlight = new Map<number, Promise<void>>();
-  let failure: unknown;
+  let failure: Error | undefined;
+  // read through a function: the failure is set in callbacks, which control-flow narrowing cannot see
+  const failed = (): Error | undefined => failure;
   let carryOver: SyncCarryOver;
   try {
     if (!carry) {
@@ -180,14 +216,15 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
     let chunksThisExecution = 0;
     let handOver = false;
     while (next < total || inFlight.size > 0) {
-      if (failure !== undefined) throw failure;
+      const early = failed();
+      if (early) throw early;
       const mayStart = next < total && !handOver && inFlight.size < concurrency && !progress.paused;
       if (mayStart) {
         const chunk = next++;
         chunksThisExecution += 1;
         const p = runChunk(chunk)
           .catch((err: unknown) => {
-            failure ??= err;
+            failure ??= err instanceof Error ? err : new Error(String(err));
           })
           .finally(() => inFlight.delete(chunk));
         inFlight.set(chunk, p);
@@ -203,7 +240,8 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
         continue;
       }
       await Promise.race(inFlight.values());
-      if (failure !== undefined) throw failure;
+      const late = failed();
+      if (late) throw late;
     }
 
     if (handOver && next < total) {
@@ -259,7 +297,7 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
   }
   // outside the try: continue-as-new is thrown, and must not be mistaken for a failure of the run
   log.info('continuing as new to keep the history short', { syncId: sync.id, runId, nextChunk: carryOver.nextChunk });
-  return await continueAsNew<typeof syncWorkflow>({ ...input, carryOver });
+  return continueAsNew<typeof syncWorkflow>({ ...input, carryOver });
 }
 
 function describeFailure(err: unknown): string {

@@ -27,7 +27,8 @@ export function formatBytes(n: number): string {
 export function describeFailure(err: unknown): string {
   let e: unknown = err;
   if (e instanceof WorkflowFailedError) {
-    if (e.cause instanceof CancelledFailure) return 'the run was cancelled (delivered rows are committed; the rest is sent next run)';
+    if (e.cause instanceof CancelledFailure)
+      return 'the run was cancelled (delivered rows are committed; the rest is sent next run)';
     e = e.cause ?? e;
   }
   while (e instanceof ActivityFailure && e.cause) e = e.cause;

@@ -41,9 +41,14 @@ export async function probeAmplitude(sync: SyncConfig, apiKey: string): Promise<
     const text = await res.body.text();
     if (/invalid api key/i.test(text)) return { ok: false, url, detail: 'Amplitude says the API key is invalid' };
     if (res.statusCode === 401 || res.statusCode === 403) {
-      return { ok: false, url, detail: `Amplitude answered ${res.statusCode} (forbidden: a firewall or a disabled key)` };
+      return {
+        ok: false,
+        url,
+        detail: `Amplitude answered ${res.statusCode} (forbidden: a firewall or a disabled key)`,
+      };
     }
-    if (res.statusCode >= 500) return { ok: false, url, detail: `Amplitude answered ${res.statusCode}: try again later` };
+    if (res.statusCode >= 500)
+      return { ok: false, url, detail: `Amplitude answered ${res.statusCode}: try again later` };
     return { ok: true, url, detail: `reachable, key accepted (HTTP ${res.statusCode} to an empty request)` };
   } catch (err) {
     return { ok: false, url, detail: `cannot reach ${url}: ${(err as Error).message}` };
@@ -63,9 +68,10 @@ export async function checkSync(sync: SyncConfig, print: (line: string) => void)
   };
   print(`✔ syncs file: sync "${sync.id}" (${sync.object}, key ${sync.key}, ${sync.mappings.length} mappings) is valid`);
   let apiKey: string | undefined;
-  await step('Amplitude API key', async () => {
+  await step('Amplitude API key', () => {
     apiKey = resolveSecret(sync.destination.apiKey, `Amplitude API key of sync "${sync.id}"`);
-    return 'env' in sync.destination.apiKey ? `read from $${sync.destination.apiKey.env}` : `read from ${sync.destination.apiKey.file}`;
+    const ref = sync.destination.apiKey;
+    return Promise.resolve('env' in ref ? `read from $${ref.env}` : `read from ${ref.file}`);
   });
   await step('BigQuery model', async () => {
     const dry = await new BigQuerySource(sync.source).dryRun(sync.model);
@@ -121,7 +127,9 @@ export async function previewSync(sync: SyncConfig, options: PreviewOptions): Pr
     for (const r of finished.sampleRejections) options.print(`  would reject ${r.key ?? '(no key)'}: ${r.reason}`);
     const first = finished.chunks > 0 ? await store.readChunk(sync.id, runId, 0) : [];
     const api = apiForSync(sync);
-    options.print(`first payloads, as sent to ${endpointUrl(api, sync.destination.region, sync.destination.baseUrl)} (nothing was sent):`);
+    options.print(
+      `first payloads, as sent to ${endpointUrl(api, sync.destination.region, sync.destination.baseUrl)} (nothing was sent):`,
+    );
     for (const row of first.slice(0, options.payloads)) options.print(`  ${row.payload}`);
   } finally {
     await store.discardRun(sync.id, runId).catch(() => undefined);

@@ -2,9 +2,12 @@
  * `ampsync`: run the worker, start and follow syncs, inspect runs, manage Schedules.
  * Exit codes: 0 success, 1 run failed, 2 bad input (syncs file, secret, mapping), 3 already running, 4 not found.
  */
+import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { ConfigError, SecretError, findSync, loadSyncsFile, type SyncsFile } from '../config/load';
+import { CODEC_ENV, CodecKeyError, codecFromEnv } from '../temporal/codec';
+import { DEFAULT_UI_ORIGINS, startCodecServer } from './codec-server';
 import type { SyncConfig } from '../config/schema';
 import { AmpsyncClient, SyncAlreadyRunningError, SyncNotFoundError } from '../client/client';
 import type { SyncProgress, SyncWorkflowResult } from '../../workflows/definitions';
@@ -34,7 +37,10 @@ program
   .option('--address <host:port>', 'Temporal frontend (default: TEMPORAL_ADDRESS or 127.0.0.1:7233)')
   .option('--namespace <name>', 'Temporal namespace (default: TEMPORAL_NAMESPACE or "default")')
   .option('--task-queue <name>', 'task queue of the ampsync workers', process.env.AMPSYNC_TASK_QUEUE ?? 'ampsync')
-  .option('--state <url>', 'state store: sqlite:PATH or postgres://... (default: AMPSYNC_STATE or .ampsync/data/state.db)')
+  .option(
+    '--state <url>',
+    'state store: sqlite:PATH or postgres://... (default: AMPSYNC_STATE or .ampsync/data/state.db)',
+  )
   .showHelpAfterError();
 
 interface GlobalOptions {
@@ -48,7 +54,26 @@ interface GlobalOptions {
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 
 function loadFile(): SyncsFile {
-  return loadSyncsFile(globals().file);
+  return loadChecked(globals().file);
+}
+
+/** Loads a syncs file, warning when others may rewrite it (its mappings decide what leaves for Amplitude). */
+function loadChecked(file: string): SyncsFile {
+  const mode = (() => {
+    try {
+      return fs.statSync(file).mode;
+    } catch {
+      return undefined; // loadSyncsFile reports the missing file
+    }
+  })();
+  if (mode !== undefined && (mode & 0o022) !== 0) {
+    const who = (mode & 0o002) !== 0 ? 'every user' : 'its group';
+    console.error(
+      `⚠ syncs file ${file} is writable by ${who} (mode ${(mode & 0o777).toString(8)}): anyone who can edit it decides ` +
+        `what is sent to Amplitude; chmod go-w ${file}`,
+    );
+  }
+  return loadSyncsFile(file);
 }
 
 function syncFromFile(id: string): SyncConfig {
@@ -89,7 +114,13 @@ function printResult(result: SyncWorkflowResult): void {
 async function follow(client: AmpsyncClient, sync: SyncConfig, showBar: boolean): Promise<SyncWorkflowResult> {
   const handle = await client.start(sync, { trigger: 'manual' });
   console.error(`▶ ${sync.id}: started ${handle.workflowId} — ${uiLink(handle.workflowId)}`);
-  const bar = showBar && process.stderr.isTTY ? new SingleBar({ format: ' {bar} {percentage}% | {phase} | chunks {value}/{total} | {detail}', hideCursor: true }, Presets.shades_classic) : undefined;
+  const bar =
+    showBar && process.stderr.isTTY
+      ? new SingleBar(
+          { format: ' {bar} {percentage}% | {phase} | chunks {value}/{total} | {detail}', hideCursor: true },
+          Presets.shades_classic,
+        )
+      : undefined;
   let barStarted = false;
   let lastLine = '';
   const onProgress = (p: SyncProgress): void => {
@@ -128,7 +159,9 @@ program
       ...(g.state !== undefined ? { state: g.state } : {}),
       ...(opts.maxActivities !== undefined ? { maxConcurrentActivities: opts.maxActivities } : {}),
     });
-    console.error(`ampsync worker polling task queue "${w.taskQueue}" (state: ${redactUrl(g.state ?? defaultStateUrl())}); Ctrl-C stops it gracefully`);
+    console.error(
+      `ampsync worker polling task queue "${w.taskQueue}" (state: ${redactUrl(g.state ?? defaultStateUrl())}); Ctrl-C stops it gracefully`,
+    );
     await w.run();
   });
 
@@ -159,10 +192,14 @@ program
     await withClient(async (client) => {
       const s = await client.status(id);
       if (s === null) throw new CliExit(`sync "${id}" has never run`, EXIT.notFound);
-      console.log(`${id}: ${s.workflowStatus} (started ${s.startTime.toISOString()}${s.closeTime ? `, closed ${s.closeTime.toISOString()}` : ''})`);
+      console.log(
+        `${id}: ${s.workflowStatus} (started ${s.startTime.toISOString()}${s.closeTime ? `, closed ${s.closeTime.toISOString()}` : ''})`,
+      );
       if (s.progress) {
         const p = s.progress;
-        console.log(`  phase ${p.phase}${p.paused ? ' (paused)' : ''} · chunks ${p.chunksDone}/${p.chunksTotal ?? '?'} · ${formatCounts(p.counts)}`);
+        console.log(
+          `  phase ${p.phase}${p.paused ? ' (paused)' : ''} · chunks ${p.chunksDone}/${p.chunksTotal ?? '?'} · ${formatCounts(p.counts)}`,
+        );
         if (p.throttledIds.length > 0) console.log(`  throttled ids: ${p.throttledIds.join(', ')}`);
       }
       console.log(`  ${uiLink(syncWorkflowId(id), s.runId)}`);
@@ -180,7 +217,9 @@ program
       const runs = await store.listRuns(id, opts.limit);
       if (runs.length === 0) console.log(`sync "${id}" has no recorded runs`);
       for (const r of runs) {
-        console.log(`${r.startedAt}  ${r.status.padEnd(9)}  ${formatCounts(r.counts)}  run ${r.runId}${r.error ? `  — ${r.error}` : ''}`);
+        console.log(
+          `${r.startedAt}  ${r.status.padEnd(9)}  ${formatCounts(r.counts)}  run ${r.runId}${r.error ? `  — ${r.error}` : ''}`,
+        );
       }
     } finally {
       await store.close();
@@ -218,7 +257,11 @@ program
   .option('-n, --payloads <n>', 'payloads to print', (v) => Number(v), 3)
   .action(async (id: string, opts: { payloads: number }) => {
     const sync = syncFromFile(id);
-    await previewSync(sync, { state: globals().state ?? defaultStateUrl(), payloads: opts.payloads, print: (l) => console.log(l) });
+    await previewSync(sync, {
+      state: globals().state ?? defaultStateUrl(),
+      payloads: opts.payloads,
+      print: (l) => console.log(l),
+    });
   });
 
 program
@@ -226,7 +269,7 @@ program
   .description('create, update and delete Temporal Schedules to match the syncs file')
   .option('--dry-run', 'show what would change')
   .action(async (file: string | undefined, opts: { dryRun?: boolean }) => {
-    const syncs = loadSyncsFile(file ?? globals().file);
+    const syncs = loadChecked(file ?? globals().file);
     await withClient(async (client) => {
       const r = await client.applySchedules(syncs.syncs, { dryRun: opts.dryRun ?? false });
       const verb = opts.dryRun ? 'would be ' : '';
@@ -234,7 +277,8 @@ program
       for (const id of r.updated) console.log(`~ ${id}: schedule ${verb}updated`);
       for (const id of r.deleted) console.log(`- ${id}: schedule ${verb}deleted`);
       for (const id of r.unchanged) console.log(`= ${id}: unchanged`);
-      if (r.created.length + r.updated.length + r.deleted.length + r.unchanged.length === 0) console.log('no scheduled syncs');
+      if (r.created.length + r.updated.length + r.deleted.length + r.unchanged.length === 0)
+        console.log('no scheduled syncs');
     });
   });
 
@@ -290,7 +334,8 @@ program
   .action(async (id: string, opts: { from: string; to: string }) => {
     const start = new Date(opts.from);
     const end = new Date(opts.to);
-    if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime())) throw new CliExit('--from and --to take ISO dates', EXIT.input);
+    if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()))
+      throw new CliExit('--from and --to take ISO dates', EXIT.input);
     await withClient(async (client) => {
       await client.backfill(id, start, end);
       console.log(`${id}: backfill requested from ${start.toISOString()} to ${end.toISOString()}`);
@@ -321,6 +366,41 @@ program
   });
 
 program
+  .command('codec-server')
+  .description('serve /encode and /decode for the Temporal UI (--ui-codec-endpoint), with the AMPSYNC_CODEC_KEY* keys')
+  .option('--port <n>', 'port to listen on', (v) => Number(v), 8888)
+  .option('--host <ip>', 'interface to listen on', '127.0.0.1')
+  .option('--cors-origin <origin...>', 'Temporal UI origins allowed to call', DEFAULT_UI_ORIGINS)
+  .option('--token-env <name>', 'environment variable holding a bearer token callers must send', 'AMPSYNC_CODEC_SERVER_TOKEN')
+  .action(async (opts: { port: number; host: string; corsOrigin: string[]; tokenEnv: string }) => {
+    if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65_535) throw new CliExit(`--port ${opts.port} is not a port`, EXIT.input);
+    const codec = codecFromEnv();
+    if (codec === undefined) {
+      throw new CliExit(`no codec key: set ${CODEC_ENV.key} and ${CODEC_ENV.keyId}, or ${CODEC_ENV.keyFile}`, EXIT.input);
+    }
+    const token = process.env[opts.tokenEnv]?.trim() || undefined;
+    const server = await startCodecServer({
+      codec,
+      port: opts.port,
+      host: opts.host,
+      corsOrigins: opts.corsOrigin,
+      ...(token !== undefined ? { token } : {}),
+      onError: (line) => console.error(line),
+    });
+    console.error(
+      `ampsync codec server on ${server.url} (keys ${codec.keyIds.join(', ')}, encrypting with ${codec.activeKeyId}; ` +
+        `CORS ${opts.corsOrigin.join(', ')}; ${token !== undefined ? `bearer token from $${opts.tokenEnv}` : 'no token check'})`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        void server.close().then(resolve);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  });
+
+program
   .command('dev <verb>')
   .description('local services for trying ampsync: up | down | status')
   .action(async (verb: string) => {
@@ -328,11 +408,14 @@ program
     const log = (line: string): void => console.error(`[services] ${line}`);
     if (verb === 'up') {
       const e = await services.startServices({ log });
-      console.log(`Temporal ${e.temporalAddress} (UI ${e.temporalUiUrl}) · BigQuery emulator ${e.bigqueryEndpoint} · PostgreSQL ${e.postgresUrl}`);
+      console.log(
+        `Temporal ${e.temporalAddress} (UI ${e.temporalUiUrl}) · BigQuery emulator ${e.bigqueryEndpoint} · PostgreSQL ${e.postgresUrl}`,
+      );
     } else if (verb === 'down') {
       await services.stopServices({ log });
     } else if (verb === 'status') {
-      for (const [name, pid] of Object.entries(services.serviceStatus())) console.log(`${name.padEnd(9)} ${pid === undefined ? 'stopped' : `running (pid ${pid})`}`);
+      for (const [name, pid] of Object.entries(services.serviceStatus()))
+        console.log(`${name.padEnd(9)} ${pid === undefined ? 'stopped' : `running (pid ${pid})`}`);
     } else {
       throw new CliExit(`unknown verb "${verb}": use up, down or status`, EXIT.input);
     }
@@ -349,11 +432,13 @@ async function main(): Promise<void> {
     if (err instanceof CliExit) {
       console.error(`✖ ${err.message}`);
       process.exitCode = err.code;
-    } else if (err instanceof ConfigError || err instanceof SecretError) {
+    } else if (err instanceof ConfigError || err instanceof SecretError || err instanceof CodecKeyError) {
       console.error(`✖ ${err.message}`);
       process.exitCode = EXIT.input;
     } else if (err instanceof SyncAlreadyRunningError) {
-      console.error(`✖ ${err.message}; follow it with "ampsync status ${err.syncId}" — ${uiLink(syncWorkflowId(err.syncId))}`);
+      console.error(
+        `✖ ${err.message}; follow it with "ampsync status ${err.syncId}" — ${uiLink(syncWorkflowId(err.syncId))}`,
+      );
       process.exitCode = EXIT.running;
     } else if (err instanceof SyncNotFoundError) {
       console.error(`✖ ${err.message}`);

@@ -16,7 +16,9 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import { createHash } from 'node:crypto';
+import type { PayloadCodec } from '@temporalio/common';
 import type { SyncConfig } from '../config/schema';
+import { codecFromEnv } from '../temporal/codec';
 import { DEFAULT_TASK_QUEUE, MANAGED_SCHEDULE_MEMO, syncScheduleId, syncWorkflowId } from '../temporal/names';
 import {
   SA_OBJECT,
@@ -62,6 +64,8 @@ export interface ConnectOptions {
   address?: string;
   namespace?: string;
   taskQueue?: string;
+  /** Encrypts payloads (default: the codec AMPSYNC_CODEC_KEY / AMPSYNC_CODEC_KEY_FILE configure; null for none). */
+  payloadCodec?: PayloadCodec | null;
 }
 
 export interface RunOptions {
@@ -124,12 +128,17 @@ export class AmpsyncClient {
   /** Connects with the standard Temporal environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...). */
   static async connect(options: ConnectOptions = {}): Promise<AmpsyncClient> {
     const target = temporalTarget(options);
+    const codec = options.payloadCodec === undefined ? codecFromEnv() : options.payloadCodec;
     const connection = await Connection.connect({
       address: target.address,
       ...(target.apiKey !== undefined ? { apiKey: target.apiKey } : {}),
       ...(target.tls !== undefined ? { tls: target.tls } : {}),
     });
-    const client = new Client({ connection, namespace: target.namespace });
+    const client = new Client({
+      connection,
+      namespace: target.namespace,
+      ...(codec ? { dataConverter: { payloadCodecs: [codec] } } : {}),
+    });
     return new AmpsyncClient({ client, ...(options.taskQueue !== undefined ? { taskQueue: options.taskQueue } : {}) });
   }
 
@@ -166,7 +175,10 @@ export class AmpsyncClient {
       });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        const running = await this.client.workflow.getHandle(syncWorkflowId(sync.id)).describe().catch(() => undefined);
+        const running = await this.client.workflow
+          .getHandle(syncWorkflowId(sync.id))
+          .describe()
+          .catch(() => undefined);
         throw new SyncAlreadyRunningError(sync.id, running?.runId);
       }
       throw err;
@@ -200,7 +212,7 @@ export class AmpsyncClient {
         await polling;
       }
     }
-    return await done;
+    return done;
   }
 
   /** Progress of the sync's current (or latest) run; null when it never ran. */
@@ -215,7 +227,15 @@ export class AmpsyncClient {
   }
 
   /** The latest run's Temporal status and, when it can answer, its progress. */
-  async status(syncId: string): Promise<{ workflowStatus: string; runId: string; startTime: Date; closeTime?: Date; progress: SyncProgress | null } | null> {
+  async status(
+    syncId: string,
+  ): Promise<{
+    workflowStatus: string;
+    runId: string;
+    startTime: Date;
+    closeTime?: Date;
+    progress: SyncProgress | null;
+  } | null> {
     try {
       const d = await this.client.workflow.getHandle(syncWorkflowId(syncId)).describe();
       const progress = await this.progress(syncId).catch(() => null);
@@ -295,7 +315,10 @@ export class AmpsyncClient {
         pauseOnFailure: s.pauseOnFailure,
       },
       // the note carries a fingerprint of what apply wrote, so a second apply knows what changed
-      state: { paused: s.paused, note: `managed by ampsync apply · ${fingerprint({ sync, taskQueue: this.taskQueue })}` },
+      state: {
+        paused: s.paused,
+        note: `managed by ampsync apply · ${fingerprint({ sync, taskQueue: this.taskQueue })}`,
+      },
       memo: { [MANAGED_SCHEDULE_MEMO]: true, syncId: sync.id, taskQueue: this.taskQueue },
     };
   }

@@ -34,7 +34,13 @@ function formatPath(parts: readonly PropertyKey[]): string {
 }
 
 function describeIssues(error: z.ZodError, prefix: readonly PropertyKey[]): string[] {
-  return error.issues.map((issue) => `${formatPath([...prefix, ...issue.path])}: ${issue.message}`);
+  return error.issues.map((issue) => `${formatPath([...prefix, ...issue.path])}: ${plain(issue.message)}`);
+}
+
+/** zod's wording for an absent field, said plainly. */
+function plain(message: string): string {
+  const missing = /^Invalid input: expected (\w+), received undefined$/.exec(message);
+  return missing ? `required (expected ${missing[1]})` : message;
 }
 
 function fail(file: string, issues: string[]): never {

@@ -120,10 +120,13 @@ export const mappingSchema = z
 export type Mapping = z.infer<typeof mappingSchema>;
 
 /** A secret is referenced, never written in the file: an environment variable or a file holding it. */
-export const secretRefSchema = z.union([
-  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
-  z.strictObject({ file: z.string().min(1) }),
-]);
+export const secretRefSchema = z.union(
+  [
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name') }),
+    z.strictObject({ file: z.string().min(1) }),
+  ],
+  { error: 'expected a reference { env: VARIABLE } or { file: PATH }, never the secret itself' },
+);
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
 export const sourceSchema = z.strictObject({
@@ -139,14 +142,17 @@ export const sourceSchema = z.strictObject({
 });
 export type SourceConfig = z.infer<typeof sourceSchema>;
 
-export const modelSchema = z.union([
-  z.strictObject({ sql: z.string().min(1) }),
-  z.strictObject({
-    table: z
-      .string()
-      .regex(/^([A-Za-z0-9_-]+\.)?[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$/, 'DATASET.TABLE or PROJECT.DATASET.TABLE'),
-  }),
-]);
+export const modelSchema = z.union(
+  [
+    z.strictObject({ sql: z.string().min(1) }),
+    z.strictObject({
+      table: z
+        .string()
+        .regex(/^([A-Za-z0-9_-]+\.)?[A-Za-z0-9_]+\.[A-Za-z0-9_$-]+$/, 'DATASET.TABLE or PROJECT.DATASET.TABLE'),
+    }),
+  ],
+  { error: 'expected { sql: "SELECT ..." } or { table: DATASET.TABLE }' },
+);
 export type ModelConfig = z.infer<typeof modelSchema>;
 
 export const destinationSchema = z

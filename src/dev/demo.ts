@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { BigQuery } from '@google-cloud/bigquery';
+import type { BigQuery } from '@google-cloud/bigquery';
 import { loadSyncsFile } from '../config/load';
 import type { SyncConfig } from '../config/schema';
 import { AmpsyncClient } from '../client/client';
@@ -39,7 +39,9 @@ async function runAll(client: AmpsyncClient, syncs: SyncConfig[], uiBase: string
 
 function summarise(emulator: AmplitudeEmulator): void {
   const someUser = emulator.events().find((e) => typeof e.user_id === 'string')?.user_id;
-  say(`  Amplitude emulator holds ${emulator.eventCount()} events (${emulator.duplicatesDropped()} duplicates dropped)`);
+  say(
+    `  Amplitude emulator holds ${emulator.eventCount()} events (${emulator.duplicatesDropped()} duplicates dropped)`,
+  );
   if (typeof someUser === 'string') {
     const profile = emulator.user(someUser);
     say(`  e.g. user ${someUser}: ${JSON.stringify(profile?.user_properties ?? {})}`);
@@ -58,7 +60,11 @@ async function main(): Promise<void> {
 
   say('2. seeding the demo dataset into the BigQuery emulator');
   const syncsFile = loadSyncsFile(DEMO_FILE);
-  const bq: BigQuery = createBigQueryClient({ type: 'bigquery', project: endpoints.bigqueryProject, apiEndpoint: endpoints.bigqueryEndpoint });
+  const bq: BigQuery = createBigQueryClient({
+    type: 'bigquery',
+    project: endpoints.bigqueryProject,
+    apiEndpoint: endpoints.bigqueryEndpoint,
+  });
   const seeded = await seedDemoData(bq, {});
   say(`   ${JSON.stringify(seeded)}`);
 
@@ -66,7 +72,12 @@ async function main(): Promise<void> {
   const stateFile = path.resolve('.ampsync', 'demo', 'state.db');
   for (const suffix of ['', '-wal', '-shm']) fs.rmSync(stateFile + suffix, { force: true });
   const state = `sqlite:${stateFile}`;
-  const worker = await createAmpsyncWorker({ taskQueue: TASK_QUEUE, address: endpoints.temporalAddress, state, maxThrottleWaitMs: 5_000 });
+  const worker = await createAmpsyncWorker({
+    taskQueue: TASK_QUEUE,
+    address: endpoints.temporalAddress,
+    state,
+    maxThrottleWaitMs: 5_000,
+  });
   const running = worker.run();
   const client = await AmpsyncClient.connect({ address: endpoints.temporalAddress, taskQueue: TASK_QUEUE });
   try {
@@ -86,7 +97,9 @@ async function main(): Promise<void> {
     await running;
     await emulator.close();
   }
-  say(`\nDone in ${((Date.now() - started) / 1000).toFixed(0)} s. Temporal UI: ${endpoints.temporalUiUrl} (search: AmpsyncSyncId = "demo-users")`);
+  say(
+    `\nDone in ${((Date.now() - started) / 1000).toFixed(0)} s. Temporal UI: ${endpoints.temporalUiUrl} (search: AmpsyncSyncId = "demo-users")`,
+  );
   say(`State store: ${state}. Stop the services with: npm run services:down`);
 }
 
@@ -94,4 +107,3 @@ main().catch((err: unknown) => {
   process.stderr.write(`demo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });
-

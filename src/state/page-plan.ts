@@ -1,9 +1,13 @@
 /**
- * The diff of one extracted page, shared by every StateStore: the page's distinct keys, then — once the store
- * has told which of them differ from the delivered state — which rows to stage, numbered in model order.
- * Pure: the stores do the lookups and the writes.
+ * The diff of one extracted page, shared by every StateStore. The stores compare the page's keys with the
+ * delivered state in SQL (one set-based statement per page); this module prepares the keys and numbers the rows
+ * the store decided to stage, in model order.
+ *
+ * What a store stages (the rule both stores' SQL implements): a key seen once on the page, with a mapped row,
+ * that was never delivered — or, in upsert mode, was delivered with another hash. A key twice on the page is
+ * left unstaged: finishExtract rejects it as a duplicate.
  */
-import type { DiffMode, MappedRow, RowRejection } from '../sync/types';
+import type { MappedRow, RowRejection } from '../sync/types';
 import type { StagePageResult } from './types';
 
 /** One distinct key of a page. */
@@ -17,33 +21,22 @@ export interface PageEntry {
   row: MappedRow | null;
 }
 
-/**
- * What the store found for a page's keys: the keys NOT delivered with the same hash, each with whether it was
- * delivered at all. A key absent from the map was delivered with exactly this hash (unchanged).
- */
-export type DifferingKeys = ReadonlyMap<string, boolean>;
+/** Keys the store staged from a page, each with whether it had been delivered before (changed) or not (new). */
+export type StagedKeys = ReadonlyMap<string, boolean>;
 
-/** What a page adds to the run's seen keys, one entry per distinct key. */
-export interface PlannedKey {
-  key: string;
-  seen: number;
-  valid: number;
-  /** Whether the key had a delivered hash before this run. */
-  wasSynced: boolean;
-  /** Staging sequence number, or null when the key is not staged (unchanged, rejected, or duplicated here). */
-  pos: number | null;
-  hash: string | null;
-  payload: string | null;
+/** A staged row with its staging sequence number. */
+export interface PositionedRow extends MappedRow {
+  pos: number;
 }
 
-export interface PagePlan {
-  keys: PlannedKey[];
+export interface PagePositions {
+  rows: PositionedRow[];
   result: StagePageResult;
   /** The next staging sequence number after this page. */
   nextPos: number;
 }
 
-/** The page's distinct keys (mapped rows first, in model order, then keys only rejected rows carry). */
+/** The page's distinct keys: mapped rows first, in model order, then keys only rejected rows carry. */
 export function summarizePage(rows: readonly MappedRow[], rejected: readonly RowRejection[]): PageEntry[] {
   const byKey = new Map<string, PageEntry>();
   for (const row of rows) {
@@ -63,35 +56,26 @@ export function summarizePage(rows: readonly MappedRow[], rejected: readonly Row
   return [...byKey.values()];
 }
 
-/**
- * Plans a page: upsert stages keys never delivered or delivered with another hash; send-once stages keys never
- * delivered. A key twice on the page is left unstaged: finishExtract rejects it as a duplicate.
- */
-export function planPage(
-  entries: readonly PageEntry[],
-  differing: DifferingKeys,
-  mode: DiffMode,
-  firstPos: number,
-): PagePlan {
+/** Whether an entry may be staged at all: one mapped row, and no rejected row, with that key on the page. */
+export function isStageable(entry: PageEntry): entry is PageEntry & { row: MappedRow } {
+  return entry.seen === 1 && entry.valid === 1 && entry.row !== null;
+}
+
+/** Numbers the staged rows in model order from `firstPos`, and counts the page. */
+export function positionPage(entries: readonly PageEntry[], staged: StagedKeys, firstPos: number): PagePositions {
   const result: StagePageResult = { staged: 0, unchanged: 0, new: 0 };
+  const rows: PositionedRow[] = [];
   let nextPos = firstPos;
-  const keys: PlannedKey[] = [];
-  for (const { key, seen, valid, row } of entries) {
-    const delivered = differing.get(key);
-    const wasSynced = delivered ?? true;
-    const planned: PlannedKey = { key, seen, valid, wasSynced, pos: null, hash: null, payload: null };
-    keys.push(planned);
-    if (row === null || seen > 1) continue;
-    const stage = mode === 'upsert' ? delivered !== undefined : !wasSynced;
-    if (!stage) {
+  for (const entry of entries) {
+    if (!isStageable(entry)) continue;
+    const delivered = staged.get(entry.key);
+    if (delivered === undefined) {
       result.unchanged += 1;
       continue;
     }
-    planned.pos = nextPos++;
-    planned.hash = row.hash;
-    planned.payload = row.payload;
+    rows.push({ key: entry.key, hash: entry.row.hash, payload: entry.row.payload, pos: nextPos++ });
     result.staged += 1;
-    if (!wasSynced) result.new += 1;
+    if (!delivered) result.new += 1;
   }
-  return { keys, result, nextPos };
+  return { rows, result, nextPos };
 }

@@ -24,7 +24,7 @@ import {
 } from './describe';
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, classifyDatabaseError } from './errors';
-import { planPage, summarizePage } from './page-plan';
+import { isStageable, positionPage, summarizePage } from './page-plan';
 import type { PageEntry } from './page-plan';
 import type {
   BeginRunInput,
@@ -167,18 +167,19 @@ function prepareAll(db: Database.Database) {
     insertPage: s('INSERT INTO run_pages (run_no, page, result) VALUES (?, ?, ?)'),
     dropPages: s('DELETE FROM run_pages WHERE run_no = ?'),
 
-    // the page's keys ({"key": hash-or-null}) not delivered with that hash: 1 = delivered with another hash
-    differingKeys: s(
-      `SELECT j.key, s.key IS NOT NULL FROM json_each(?) AS j
-       LEFT JOIN synced AS s ON s.sync_id = ? AND s.key = j.key
-       WHERE j.value IS NULL OR s.hash IS NOT j.value`,
-    ),
-    insertSeen: s('INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-    // the common case in one call: keys seen once, mapped, delivered before with the same hash
-    insertUnchanged: s(
+    // the diff of a page's stageable keys ({"key": "hash"}), probed in key order: twice as fast as at random
+    seeKeys: s(
       `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
-       SELECT ?, ?, value, 1, 1, 1, 0 FROM json_each(?)`,
+       SELECT @runNo, @page, j.key, 1, 1, s.key IS NOT NULL, s.key IS NULL OR (@upsert AND s.hash IS NOT j.value)
+       FROM (SELECT key, value FROM json_each(@keys) ORDER BY key) AS j
+       LEFT JOIN synced AS s ON s.sync_id = @syncId AND s.key = j.key`,
     ),
+    // a key twice on the page, or only on rejected rows: seen, never staged
+    seeKey: s(
+      `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
+       VALUES (@runNo, @page, @key, @seen, @valid, EXISTS (SELECT 1 FROM synced WHERE sync_id = @syncId AND key = @key), 0)`,
+    ),
+    stagedOfPage: s('SELECT key, was_synced FROM run_seen WHERE run_no = ? AND page = ? AND staged = 1'),
     // a key staged on an earlier page too is a duplicate: finishExtract removes it
     insertRow: s(
       `INSERT INTO run_rows (run_no, pos, key, hash, payload) VALUES (?, ?, ?, ?, ?)
@@ -263,16 +264,12 @@ function prepareAll(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareAll>;
 
-/**
- * `{"key":"hash",...}` for json_each, null for a key only rejected rows carry (compared as never equal).
- * In key order: probing the synced B-tree in order is twice as fast as at random.
- */
+/** `{"key":"hash",...}` of the stageable entries, for json_each. */
 function keysWithHashes(entries: readonly PageEntry[]): string {
-  const sorted = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   let out = '{';
-  for (let i = 0; i < sorted.length; i++) {
-    const e = sorted[i] as PageEntry;
-    out += `${i === 0 ? '' : ','}${JSON.stringify(e.key)}:${e.row === null ? 'null' : JSON.stringify(e.row.hash)}`;
+  for (const e of entries) {
+    if (!isStageable(e)) continue;
+    out += `${out.length === 1 ? '' : ','}${JSON.stringify(e.key)}:${JSON.stringify(e.row.hash)}`;
   }
   return `${out}}`;
 }
@@ -385,25 +382,20 @@ export class SqliteStateStore implements StateStore {
       if (replayed !== undefined) return JSON.parse(replayed.result) as StagePageResult;
       checkStageable({ status: run.status, extracted: run.extract_result !== null }, syncId, runId);
 
-      const T = ((globalThis as any).T ??= {}); let c = process.cpuUsage(); const lap = (n: string) => { const d = process.cpuUsage(c); T[n] = (T[n] ?? 0) + (d.user + d.system) / 1000; c = process.cpuUsage(); };
-      const entries = summarizePage(input.rows, input.rejected); lap('summarize');
-      const jsonText = keysWithHashes(entries); lap('json');
-      const differing = new Map<string, boolean>();
-      const found = s.differingKeys.raw().iterate(jsonText, syncId) as Iterable<[string, 0 | 1]>;
-      for (const [key, delivered] of found) differing.set(key, delivered === 1);
-      lap('probe');
-      const plan = planPage(entries, differing, run.mode, run.next_pos); lap('plan');
-      const unchanged: string[] = [];
-      for (const k of plan.keys) {
-        if (k.pos === null && k.seen === 1 && k.valid === 1 && k.wasSynced) {
-          unchanged.push(k.key);
-          continue;
-        }
-        s.insertSeen.run(run.run_no, cursor.page, k.key, k.seen, k.valid, k.wasSynced ? 1 : 0, k.pos === null ? 0 : 1);
-        if (k.pos !== null) s.insertRow.run(run.run_no, k.pos, k.key, k.hash, k.payload);
+      const entries = summarizePage(input.rows, input.rejected);
+      const page = { runNo: run.run_no, page: cursor.page, syncId };
+      s.seeKeys.run({ ...page, keys: keysWithHashes(entries), upsert: run.mode === 'upsert' ? 1 : 0 });
+      for (const e of entries) {
+        if (!isStageable(e)) s.seeKey.run({ ...page, key: e.key, seen: e.seen, valid: e.valid });
       }
-      lap('insert others');
-      if (unchanged.length > 0) s.insertUnchanged.run(run.run_no, cursor.page, JSON.stringify(unchanged)); lap('insert unchanged');
+      const staged = new Map<string, boolean>();
+      for (const [key, delivered] of s.stagedOfPage.raw().iterate(run.run_no, cursor.page) as Iterable<
+        [string, 0 | 1]
+      >) {
+        staged.set(key, delivered === 1);
+      }
+      const plan = positionPage(entries, staged, run.next_pos);
+      for (const r of plan.rows) s.insertRow.run(run.run_no, r.pos, r.key, r.hash, r.payload);
       const at = this.now().toISOString();
       for (const r of input.rejected) s.insertRejected.run(syncId, runId, r.key, r.reason, r.stage, at);
 
@@ -416,7 +408,7 @@ export class SqliteStateStore implements StateStore {
       // the cursor only moves forward, even if an older attempt stages a page late
       const nextCursor = position !== null && position.page > cursor.page ? position : cursor;
       s.savePageProgress.run(JSON.stringify(nextCursor), plan.nextPos, JSON.stringify(counts), run.run_no);
-      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result)); lap('rest');
+      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result));
       return plan.result;
     });
   }

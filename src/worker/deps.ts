@@ -43,7 +43,9 @@ function activityContext(): Context | undefined {
 
 /** The default state location: the embedded SQLite file in the data folder. */
 export function defaultStateUrl(): string {
-  return process.env.AMPSYNC_STATE ?? `sqlite:${path.resolve(process.env.AMPSYNC_HOME ?? '.ampsync', 'data', 'state.db')}`;
+  return (
+    process.env.AMPSYNC_STATE ?? `sqlite:${path.resolve(process.env.AMPSYNC_HOME ?? '.ampsync', 'data', 'state.db')}`
+  );
 }
 
 /** Wraps a store so that the first call of any method waits for its schema migration. */
@@ -70,7 +72,8 @@ function migratedOnce(store: StateStore): StateStore {
 /** Builds the activities' collaborators for this worker process. */
 export function createActivityDeps(options: ActivityDepsOptions = {}): OwnedActivityDeps {
   const ownsState = typeof options.state !== 'object';
-  const rawState = typeof options.state === 'object' ? options.state : openStateStore(options.state ?? defaultStateUrl());
+  const rawState =
+    typeof options.state === 'object' ? options.state : openStateStore(options.state ?? defaultStateUrl());
   const state = migratedOnce(rawState);
   const sources = new Map<string, Source>();
   const senders = new Map<string, AmplitudeSender>();
@@ -78,7 +81,13 @@ export function createActivityDeps(options: ActivityDepsOptions = {}): OwnedActi
   const senderFor = (sync: SyncConfig): BatchSender => {
     const api = apiForSync(sync);
     const apiKey = resolveSecret(sync.destination.apiKey, `Amplitude API key of sync "${sync.id}"`);
-    const cacheKey = JSON.stringify([api, sync.destination.region, sync.destination.baseUrl ?? '', sync.options.minIdLength, apiKey]);
+    const cacheKey = JSON.stringify([
+      api,
+      sync.destination.region,
+      sync.destination.baseUrl ?? '',
+      sync.options.minIdLength,
+      apiKey,
+    ]);
     let sender = senders.get(cacheKey);
     if (sender === undefined) {
       sender = createAmplitudeSender({
@@ -104,13 +113,16 @@ export function createActivityDeps(options: ActivityDepsOptions = {}): OwnedActi
       const cached = sources.get(cacheKey);
       if (cached !== undefined) return cached;
       // a long query job keeps the activity alive: each poll of the job heartbeats
-      const created = new BigQuerySource(source, { onJobWait: (wait) => activityContext()?.heartbeat({ waitingForJob: wait.jobId }) });
+      const created = new BigQuerySource(source, {
+        onJobWait: (wait) => activityContext()?.heartbeat({ waitingForJob: wait.jobId }),
+      });
       sources.set(cacheKey, created);
       return created;
     },
     mapperFor: (sync, schema) => compileMapper(sync, schema !== undefined ? { schema } : {}),
     senderFor,
-    packBatches: (sync, rows) => packBatches(rows, packLimitsFor(apiForSync(sync), { batchSize: sync.options.batchSize })),
+    packBatches: (sync, rows) =>
+      packBatches(rows, packLimitsFor(apiForSync(sync), { batchSize: sync.options.batchSize })),
     async close() {
       await Promise.allSettled([...senders.values()].map((s) => s.close()));
       if (ownsState) await rawState.close();

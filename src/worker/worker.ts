@@ -5,7 +5,9 @@
  *   const { worker, shutdown } = await createAmpsyncWorker({ taskQueue: 'ampsync' });
  *   await worker.run();
  */
+import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { codecFromEnv } from '../temporal/codec';
 import { DEFAULT_TASK_QUEUE } from '../temporal/names';
 import { temporalTarget } from '../temporal/connection';
 import { AmpsyncPlugin, type AmpsyncPluginOptions } from './plugin';
@@ -20,6 +22,8 @@ export interface AmpsyncWorkerOptions extends AmpsyncPluginOptions {
   maxConcurrentWorkflowTasks?: number;
   /** How long in-flight activities may finish after a shutdown request (default 30 s). */
   shutdownGraceTimeMs?: number;
+  /** Encrypts payloads (default: the codec AMPSYNC_CODEC_KEY / AMPSYNC_CODEC_KEY_FILE configure; null for none). */
+  payloadCodec?: PayloadCodec | null;
   /** Extra Worker options (e.g. a prebuilt workflowBundle, interceptors). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -40,6 +44,7 @@ export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): P
     ...(options.address !== undefined ? { address: options.address } : {}),
     ...(options.namespace !== undefined ? { namespace: options.namespace } : {}),
   });
+  const codec = options.payloadCodec === undefined ? codecFromEnv() : options.payloadCodec;
   const connection = await NativeConnection.connect({
     address: target.address,
     ...(target.apiKey !== undefined ? { apiKey: target.apiKey } : {}),
@@ -57,6 +62,7 @@ export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): P
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
       maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTasks ?? 10,
       shutdownGraceTime: options.shutdownGraceTimeMs ?? 30_000,
+      ...(codec ? { dataConverter: { payloadCodecs: [codec] } } : {}),
       ...options.workerOptions,
     });
   } catch (err) {
@@ -76,8 +82,9 @@ export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): P
     worker,
     plugin,
     taskQueue,
-    async shutdown() {
+    shutdown() {
       if (worker.getState() === 'RUNNING') worker.shutdown();
+      return Promise.resolve();
     },
     async run() {
       try {

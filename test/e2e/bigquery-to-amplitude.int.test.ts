@@ -35,14 +35,20 @@ beforeAll(async () => {
   process.env.AMPSYNC_DEMO_AMPLITUDE_KEY = API_KEY;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-e2e-'));
   dataset = uniqueName('e2e');
-  bq = createBigQueryClient({ type: 'bigquery', project: services.bigqueryProject, apiEndpoint: services.bigqueryEndpoint });
+  bq = createBigQueryClient({
+    type: 'bigquery',
+    project: services.bigqueryProject,
+    apiEndpoint: services.bigqueryEndpoint,
+  });
   await seedDemoData(bq, { dataset, users: USERS });
   const text = fs
     .readFileSync(path.join(__dirname, '..', '..', 'examples', 'demo', 'ampsync.yaml'), 'utf8')
     .replaceAll('ampsync_demo.', `${dataset}.`)
     .replaceAll('http://127.0.0.1:9700', emulator.url)
     .replaceAll('http://127.0.0.1:9050', services.bigqueryEndpoint);
-  syncs = new Map(parseSyncsFile(text, 'examples/demo/ampsync.yaml').syncs.map((s) => [s.id, { ...s, id: `${s.id}-${dataset}` }]));
+  syncs = new Map(
+    parseSyncsFile(text, 'examples/demo/ampsync.yaml').syncs.map((s) => [s.id, { ...s, id: `${s.id}-${dataset}` }]),
+  );
   stateUrl = `sqlite:${path.join(dir, 'state.db')}`;
   ({ stop } = await harness.startWorker({ state: stateUrl }));
 });
@@ -51,7 +57,10 @@ afterAll(async () => {
   await stop?.();
   await emulator?.close();
   await harness?.close();
-  await bq?.dataset(dataset).delete({ force: true }).catch(() => undefined);
+  await bq
+    ?.dataset(dataset)
+    .delete({ force: true })
+    .catch(() => undefined);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -92,7 +101,9 @@ test('every object syncs end to end, and a second run sends nothing', async () =
   const events = await harness.client.run(sync('demo-events'));
   expect(events.counts).toMatchObject({ new: expected.events.length, delivered: expected.events.length });
   const e = expected.events[0]!;
-  const arrived = emulator.events().filter((x) => x.event_type === e.event_type && x.user_id === e.user_id && x.time === Date.parse(e.occurred_at));
+  const arrived = emulator
+    .events()
+    .filter((x) => x.event_type === e.event_type && x.user_id === e.user_id && x.time === Date.parse(e.occurred_at));
   expect(arrived).toHaveLength(1);
 
   const before = emulator.eventCount();
@@ -120,7 +131,17 @@ test('after 3 rows change, 1 is added and 2 removed, only those are sent', async
 });
 
 test('a Schedule made by apply fires, and its run carries the search attributes', async () => {
-  const scheduled: SyncConfig = { ...sync('demo-accounts'), schedule: { every: '1h', timezone: 'UTC', overlap: 'skip', catchupWindow: '1h', pauseOnFailure: false, paused: false } };
+  const scheduled: SyncConfig = {
+    ...sync('demo-accounts'),
+    schedule: {
+      every: '1h',
+      timezone: 'UTC',
+      overlap: 'skip',
+      catchupWindow: '1h',
+      pauseOnFailure: false,
+      paused: false,
+    },
+  };
   const applied = await harness.client.applySchedules([scheduled]);
   expect(applied.created).toEqual([scheduled.id]);
   expect(await harness.client.applySchedules([scheduled])).toMatchObject({ unchanged: [scheduled.id] });

@@ -3,7 +3,16 @@
  * resumable positions. For workflow tests where the BigQuery emulator would be too slow (200,000 rows).
  */
 import type { ModelConfig } from '../../src/config/schema';
-import type { DryRunResult, OpenedModel, ReadPageOptions, Source, SourceField, SourcePage, SourcePosition, SourceRow } from '../../src/sync/types';
+import type {
+  DryRunResult,
+  OpenedModel,
+  ReadPageOptions,
+  Source,
+  SourceField,
+  SourcePage,
+  SourcePosition,
+  SourceRow,
+} from '../../src/sync/types';
 
 export class MemorySource implements Source {
   opened = 0;

@@ -27,7 +27,9 @@ export interface Harness {
   taskQueue: string;
   client: AmpsyncClient;
   /** Starts a worker with the plugin on this harness's task queue; stop it with the returned function. */
-  startWorker(options: AmpsyncPluginOptions): Promise<{ worker: Worker; plugin: AmpsyncPlugin; stop: () => Promise<void> }>;
+  startWorker(
+    options: AmpsyncPluginOptions,
+  ): Promise<{ worker: Worker; plugin: AmpsyncPlugin; stop: () => Promise<void> }>;
   close(): Promise<void>;
 }
 

@@ -57,7 +57,11 @@ function syncOf(id: string, overrides: Partial<SyncConfigInput>): SyncConfig {
 const userSchema = [field('user_id'), field('plan'), field('ltv', 'FLOAT64')];
 const userRow =
   (version: (i: number) => number = () => 0) =>
-  (i: number): SourceRow => ({ user_id: `user-${String(i).padStart(7, '0')}`, plan: i % 3 === 0 ? 'pro' : 'free', ltv: i + version(i) });
+  (i: number): SourceRow => ({
+    user_id: `user-${String(i).padStart(7, '0')}`,
+    plan: i % 3 === 0 ? 'pro' : 'free',
+    ltv: i + version(i),
+  });
 
 async function withWorker<T>(source: MemorySource, state: string, body: () => Promise<T>): Promise<T> {
   const w = await harness.startWorker({ state, sourceFor: () => source, maxThrottleWaitMs: 2_000 });
@@ -84,7 +88,10 @@ test('a users sync delivers every row, a second run sends nothing, a change send
     expect(second.counts).toMatchObject({ extracted: 2500, new: 0, changed: 0, unchanged: 2500, delivered: 0 });
     expect(emulator.eventCount()).toBe(2500);
 
-    source.setRows(userRow((i) => (i === 7 || i === 8 ? 1000 : 0)), 2_501);
+    source.setRows(
+      userRow((i) => (i === 7 || i === 8 ? 1000 : 0)),
+      2_501,
+    );
     const third = await harness.client.run(sync);
     expect(third.counts).toMatchObject({ new: 1, changed: 2, delivered: 3, unchanged: 2498 });
     expect(emulator.user('user-0000007')?.user_properties).toEqual({ plan: 'free', ltv: 1007 });
@@ -136,7 +143,11 @@ test('a second start of a running sync fails clearly, and cancel then rerun deli
     expect(rerun.status).toBe('succeeded');
     // every profile in the model's state; rows committed before the cancel were not sent again
     expect(rerun.counts.delivered + rerun.counts.unchanged).toBe(4000);
-    for (const i of [0, 1999, 3999]) expect(emulator.user(`user-${String(i).padStart(7, '0')}`)?.user_properties).toEqual({ plan: i % 3 === 0 ? 'pro' : 'free', ltv: i });
+    for (const i of [0, 1999, 3999])
+      expect(emulator.user(`user-${String(i).padStart(7, '0')}`)?.user_properties).toEqual({
+        plan: i % 3 === 0 ? 'pro' : 'free',
+        ltv: i,
+      });
   });
 });
 
@@ -173,11 +184,13 @@ test('a 200,000-row sync continues as new and finishes correctly; its history re
     expect(progress?.executions).toBeGreaterThanOrEqual(3);
 
     const histories = [];
-    for await (const h of harness.env.client.workflow.list({ query: `WorkflowId = '${syncWorkflowId(sync.id)}'` }).intoHistories()) {
+    for await (const h of harness.env.client.workflow
+      .list({ query: `WorkflowId = '${syncWorkflowId(sync.id)}'` })
+      .intoHistories()) {
       histories.push(h);
     }
     expect(histories.length).toBeGreaterThanOrEqual(3);
-    const replay = await Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories);
+    const replay = Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories);
     for await (const r of replay) expect(r.error).toBeUndefined();
   });
 });
