@@ -169,10 +169,10 @@ function prepareAll(db: Database.Database) {
 
     // the diff of a page's stageable keys ({"key": "hash"}), probed in key order: twice as fast as at random
     seeKeys: s(
-      `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
+      `WITH j AS MATERIALIZED (SELECT key, value FROM json_each(@keys) ORDER BY key)
+       INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
        SELECT @runNo, @page, j.key, 1, 1, s.key IS NOT NULL, s.key IS NULL OR (@upsert AND s.hash IS NOT j.value)
-       FROM (SELECT key, value FROM json_each(@keys) ORDER BY key) AS j
-       LEFT JOIN synced AS s ON s.sync_id = @syncId AND s.key = j.key`,
+       FROM j LEFT JOIN synced AS s ON s.sync_id = @syncId AND s.key = j.key`,
     ),
     // a key twice on the page, or only on rejected rows: seen, never staged
     seeKey: s(

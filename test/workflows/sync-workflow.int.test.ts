@@ -151,6 +151,36 @@ test('a second start of a running sync fails clearly, and cancel then rerun deli
   });
 });
 
+test('pause holds new chunks (in-flight ones finish and are committed), resume finishes the run', async () => {
+  const source = new MemorySource(userSchema, userRow(), 2_000);
+  const state = `sqlite:${path.join(dir, 'pause.db')}`;
+  const sync = syncOf(uniqueSyncId('pause'), { options: { chunkSize: 200, batchSize: 100, concurrency: 1 } });
+  emulator.latency({ ms: 30 });
+  await withWorker(source, state, async () => {
+    const handle = await harness.client.start(sync);
+    for (let i = 0; i < 100 && ((await harness.client.progress(sync.id))?.chunksDone ?? 0) < 1; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await harness.client.pause(sync.id);
+    let paused = await harness.client.progress(sync.id);
+    for (let i = 0; i < 100 && paused?.status !== 'paused'; i++) paused = await harness.client.progress(sync.id);
+    // the chunk in flight when the pause arrived still finishes; then nothing moves
+    await new Promise((r) => setTimeout(r, 1_000));
+    const held = await harness.client.progress(sync.id);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const stillHeld = await harness.client.progress(sync.id);
+    expect(stillHeld).toMatchObject({ status: 'paused', paused: true, chunksDone: held!.chunksDone });
+    expect(stillHeld!.chunksDone).toBeLessThan(10);
+    expect(emulator.eventCount()).toBe(stillHeld!.counts.delivered);
+    expect((await handle.describe()).typedSearchAttributes.get(SA_STATUS)).toBe('paused');
+
+    await harness.client.resume(sync.id);
+    const result = await handle.result();
+    expect(result.counts).toMatchObject({ delivered: 2000, rejected: 0 });
+  });
+  emulator.clearFaults();
+});
+
 test('a mapping to a column the model lacks fails fast with a non-retryable failure naming the column', async () => {
   const source = new MemorySource(userSchema, userRow(), 10);
   const state = `sqlite:${path.join(dir, 'bad.db')}`;
