@@ -5,7 +5,18 @@
 import { Context } from '@temporalio/activity';
 import type { SourceConfig, SyncConfig } from '../src/config/schema';
 import type { StateStore } from '../src/state/types';
-import type { RowMapper, RowOutcome, Source, SourceField, SourcePosition, StagedRow } from '../src/sync/types';
+import { setImmediate } from 'node:timers/promises';
+import type {
+  MappedRow,
+  RowMapper,
+  RowOutcome,
+  RowRejection,
+  Source,
+  SourceField,
+  SourcePage,
+  SourcePosition,
+  StagedRow,
+} from '../src/sync/types';
 import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
 import { classified } from '../src/temporal/failures';
 import type {
@@ -43,6 +54,8 @@ export interface ActivityDeps {
 
 const DEFAULT_PAGE_SIZE = 10_000;
 const MAX_THROTTLED_IDS = 20;
+/** Batches of one chunk sent at once (a chunk of 10,000 rows in batches of 1,000 has 10). */
+const MAX_BATCHES_IN_FLIGHT_PER_CHUNK = 16;
 
 /** The activity context, or undefined when an activity is called directly (e.g. in a test). */
 function activityContext(): Context | undefined {
@@ -51,6 +64,28 @@ function activityContext(): Context | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Starts reading a page; a failure surfaces when the page is awaited (never as an unhandled rejection). */
+function prefetch(source: Source, position: SourcePosition, pageSize: number): Promise<SourcePage> {
+  const reading = source.readPage(position, { pageSize });
+  reading.catch(() => undefined);
+  return reading;
+}
+
+/** A JSON string in a reason, with what precedes it when that marks a column name or a field name. */
+const QUOTED = /(column |in |missing )?("(?:[^"\\]|\\.)*")/g;
+
+/**
+ * A rejection as it may enter Temporal's history (run result, progress): quoted values are masked, column and
+ * field names and the row's key are kept. The full reason stays in the state store (`ampsync rejected`).
+ */
+export function withoutRowValues(rejection: RowRejection): RowRejection {
+  const key = rejection.key === null ? undefined : JSON.stringify(rejection.key);
+  const reason = rejection.reason.replace(QUOTED, (whole, name: string | undefined, quoted: string) =>
+    name !== undefined || quoted === key ? whole : '"…"',
+  );
+  return { ...rejection, reason };
 }
 
 /** BigQuery job ids allow letters, digits, `_` and `-` (at most 1024 characters). */
@@ -109,25 +144,29 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
             rows: position.rowsRead,
           });
         }
-        while (!isExhausted(position)) {
-          const page = await source.readPage(position, { pageSize });
-          const rows = [];
-          const rejected = [];
+        // the next page is fetched while this one is mapped and staged (a BigQuery page is a network round trip)
+        let reading = isExhausted(position) ? undefined : prefetch(source, position, pageSize);
+        while (reading !== undefined) {
+          const page = await reading;
+          reading = isExhausted(page.next) ? undefined : prefetch(source, page.next, pageSize);
+          const rows: MappedRow[] = [];
+          const rejected: RowRejection[] = [];
           for (const row of page.rows) {
             const mapped = mapper.map(row);
             if (mapped.ok) rows.push({ key: mapped.key, hash: mapped.hash, payload: mapped.payload });
             else rejected.push({ key: mapped.key, reason: mapped.reason, stage: mapped.stage });
           }
           await deps.state.stagePage({ syncId: sync.id, runId, rows, rejected, cursor: page.next });
-          position = page.next;
-          activityContext()?.heartbeat({ page: position.page, rowsRead: position.rowsRead });
+          activityContext()?.heartbeat({ page: page.next.page, rowsRead: page.next.rowsRead });
+          // mapping and staging are synchronous: let timers, heartbeats and workflow tasks through between pages
+          await setImmediate();
         }
         const finished = await deps.state.finishExtract(sync.id, runId);
         return {
           counts: finished.counts,
           chunks: finished.chunks,
           duplicateKeys: finished.duplicateKeys,
-          sampleRejections: finished.sampleRejections,
+          sampleRejections: finished.sampleRejections.map(withoutRowValues),
         };
       });
     },
@@ -149,22 +188,45 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           requests: 0,
           throttledIds: [],
         };
-        for (let i = 0; i < batches.length; i++) {
-          signal?.throwIfAborted();
-          const batch = batches[i] ?? [];
-          const outcomes = await sender.sendBatch(batch, signal ? { signal } : {});
-          await deps.state.recordOutcomes(sync.id, runId, outcomes);
-          result.requests += 1;
-          for (const o of outcomes) {
-            if (o.status === 'delivered') result.delivered += 1;
-            else if (o.status === 'rejected') result.rejected += 1;
-            else {
-              result.deferred += 1;
-              if (result.throttledIds.length < MAX_THROTTLED_IDS) result.throttledIds.push(o.key);
+        // several batches are in flight (the sender's pool bounds the connections): rows Amplitude throttles wait
+        // on their own instead of holding back the rest of the chunk behind them
+        let next = 0;
+        let failure: { reason: unknown } | undefined;
+        const lane = async (): Promise<void> => {
+          while (next < batches.length && failure === undefined) {
+            signal?.throwIfAborted();
+            const batch = batches[next++] ?? [];
+            let outcomes: RowOutcome[];
+            try {
+              outcomes = await sender.sendBatch(batch, signal ? { signal } : {});
+            } catch (err) {
+              // rows settled before the failure (delivered, rejected, deferred) are kept: a retry sends only the rest
+              const settled = (err as { outcomes?: unknown }).outcomes;
+              if (Array.isArray(settled) && settled.length > 0) {
+                await deps.state.recordOutcomes(sync.id, runId, settled as RowOutcome[]);
+              }
+              throw err;
             }
+            await deps.state.recordOutcomes(sync.id, runId, outcomes);
+            result.requests += 1;
+            for (const o of outcomes) {
+              if (o.status === 'delivered') result.delivered += 1;
+              else if (o.status === 'rejected') result.rejected += 1;
+              else {
+                result.deferred += 1;
+                if (result.throttledIds.length < MAX_THROTTLED_IDS) result.throttledIds.push(o.key);
+              }
+            }
+            activityContext()?.heartbeat({ chunk, batches: batches.length, sent: result.requests, delivered: result.delivered });
           }
-          activityContext()?.heartbeat({ chunk, batch: i + 1, batches: batches.length, delivered: result.delivered });
-        }
+        };
+        const lanes = Array.from({ length: Math.min(batches.length, MAX_BATCHES_IN_FLIGHT_PER_CHUNK) }, () =>
+          lane().catch((reason: unknown) => {
+            failure ??= { reason };
+          }),
+        );
+        await Promise.all(lanes);
+        if (failure !== undefined) throw failure.reason;
         return result;
       });
     },

@@ -60,7 +60,12 @@ export interface CompileMapperOptions {
 }
 
 /** The wire shape a sync produces. */
-type Shape = 'identify-event' | 'identification' | 'group' | 'event';
+/**
+ * `synthetic-event`: a users/devices sync with `options.syntheticEvent` sends, per changed profile, an ordinary
+ * event of that type whose `user_properties` (a plain dict, which Amplitude sets on the profile) make the new
+ * values visible in charts at once — Amplitude shows identify-only updates only after the user's next event.
+ */
+type Shape = 'identify-event' | 'identification' | 'group' | 'event' | 'synthetic-event';
 
 type Bag = 'user_properties' | 'event_properties' | 'group_properties';
 
@@ -80,8 +85,11 @@ type Step =
 export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = {}): RowMapper {
   const shape = shapeOf(sync);
   checkColumns(sync, options.schema);
-  if (sync.options.syntheticEvent !== undefined) {
-    throw new MappingError('options.syntheticEvent is not supported by the mapper yet', sync.id);
+  if (shape === 'synthetic-event' && sync.options.nullPolicy === 'unset') {
+    throw new MappingError(
+      'options.syntheticEvent sends user properties as a plain dict, which cannot $unset: use nullPolicy "skip"',
+      sync.id,
+    );
   }
   const steps = sync.mappings.map((m) => compileStep(sync, shape, m));
   const columns = [sync.key, ...steps.flatMap((s) => (s.column === undefined ? [] : [s.column]))];
@@ -89,7 +97,7 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
   const validation: ValidateOptions = {
     minIdLength: sync.options.minIdLength,
     longStrings: sync.options.longStrings,
-    kind: shape === 'event' ? 'event' : shape === 'group' ? 'group' : 'identify',
+    kind: shape === 'event' || shape === 'synthetic-event' ? 'event' : shape === 'group' ? 'group' : 'identify',
   };
 
   const reject = (key: string | null, reason: string): MapResult => ({ ok: false, key, reason, stage: 'validation' });
@@ -106,6 +114,10 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
 
       const out: Record<string, unknown> = {};
       if (shape === 'identify-event') out.event_type = '$identify';
+      if (shape === 'synthetic-event') {
+        out.event_type = sync.options.syntheticEvent;
+        out.session_id = -1;
+      }
       if (shape === 'group') {
         out.group_type = sync.groupType;
         out.group_value = key;
@@ -123,11 +135,15 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
       try {
         if (shape === 'event') {
           out.insert_id = hashText(`${sync.id}\u001f${key}`);
-        } else if (shape === 'identify-event') {
+          payload = canonicalJson(out);
+        } else if (shape === 'identify-event' || shape === 'synthetic-event') {
           // A changed profile gets a new insert_id (not deduped away); a retried one keeps it.
-          out.insert_id = hashText(`${sync.id}\u001f${key}\u001f${hashText(canonicalJson(out))}`);
+          payload = canonicalWithInsertId(out, (content) =>
+            hashText(`${sync.id}\u001f${key}\u001f${hashText(content)}`),
+          );
+        } else {
+          payload = canonicalJson(out);
         }
-        payload = canonicalJson(out);
       } catch (err) {
         if (err instanceof NonJsonValueError) return reject(key, err.message);
         throw err;
@@ -139,6 +155,24 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
   };
 }
 
+/**
+ * `canonicalJson({ ...out, insert_id })` where the insert_id is computed from `canonicalJson(out)`: each member is
+ * serialized once and the insert_id spliced in at its sorted place (this runs once per row of every identify sync).
+ */
+function canonicalWithInsertId(out: Record<string, unknown>, insertIdOf: (content: string) => string): string {
+  const members: string[] = [];
+  let insertAt = 0;
+  for (const name of Object.keys(out).sort()) {
+    const value = out[name];
+    if (value === undefined) continue;
+    members.push(`${JSON.stringify(name)}:${canonicalJson(value, `$.${name}`)}`);
+    if (name < 'insert_id') insertAt = members.length;
+  }
+  const insertId = insertIdOf(`{${members.join(',')}}`);
+  members.splice(insertAt, 0, `"insert_id":${JSON.stringify(insertId)}`);
+  return `{${members.join(',')}}`;
+}
+
 function shapeOf(sync: SyncConfig): Shape {
   switch (sync.object) {
     case 'groups':
@@ -146,6 +180,12 @@ function shapeOf(sync: SyncConfig): Shape {
     case 'events':
       return 'event';
     default:
+      if (sync.options.syntheticEvent !== undefined) {
+        if (apiForSync(sync) === 'identify') {
+          throw new MappingError('options.syntheticEvent sends events: use options.api batch, not identify', sync.id);
+        }
+        return 'synthetic-event';
+      }
       return apiForSync(sync) === 'identify' ? 'identification' : 'identify-event';
   }
 }
@@ -198,11 +238,20 @@ function compileStep(sync: SyncConfig, shape: Shape, m: Mapping): Step {
   const dot = m.to.indexOf('.');
   const head = m.to.slice(0, dot);
   const name = m.to.slice(dot + 1);
-  if (head === 'groups') return { kind: 'group', type: name, ...source };
+  if (head === 'groups') {
+    if (shape === 'synthetic-event') {
+      fail('groups on an ordinary event apply to that event only; link users to groups in a sync without syntheticEvent');
+    }
+    return { kind: 'group', type: name, ...source };
+  }
   const bag = head as Bag;
-  if (bag === 'user_properties' && shape === 'event') {
+  if (bag === 'user_properties' && (shape === 'event' || shape === 'synthetic-event')) {
     if (m.op !== undefined && m.op !== '$set') {
-      fail(`"${m.op}" applies only on identifies; an event's user_properties are set as given`);
+      fail(
+        shape === 'event'
+          ? `"${m.op}" applies only on identifies; an event's user_properties are set as given`
+          : `"${m.op}" applies only on identifies; with options.syntheticEvent user properties are set as given`,
+      );
     }
     return { kind: 'property', bag, name, op: undefined, ...source };
   }

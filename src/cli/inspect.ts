@@ -126,6 +126,10 @@ export async function previewSync(sync: SyncConfig, options: PreviewOptions): Pr
     );
     for (const r of finished.sampleRejections) options.print(`  would reject ${r.key ?? '(no key)'}: ${r.reason}`);
     const first = finished.chunks > 0 ? await store.readChunk(sync.id, runId, 0) : [];
+    if (first.length === 0) {
+      options.print('nothing to send: Amplitude already has every row of the model');
+      return;
+    }
     const api = apiForSync(sync);
     options.print(
       `first payloads, as sent to ${endpointUrl(api, sync.destination.region, sync.destination.baseUrl)} (nothing was sent):`,

@@ -446,3 +446,53 @@ describe('compileMapper: targets each API refuses', () => {
     expect(() => compileMapper(batch)).toThrow(/only \/identify takes this field/);
   });
 });
+
+describe('compileMapper: synthetic event (options.syntheticEvent)', () => {
+  const sync = makeSync({
+    id: 'users',
+    mappings: [
+      { from: 'user_id', to: 'user_id' },
+      { from: 'plan', to: 'user_properties.plan' },
+      { from: 'ltv', to: 'user_properties.ltv', op: '$set' },
+    ],
+    options: { syntheticEvent: 'Warehouse Profile Updated' },
+  });
+
+  test('a changed profile goes as an ordinary event carrying the user properties, out of session', () => {
+    const result = compileMapper(sync).map({ user_id: 'user-00001', plan: 'pro', ltv: 12.5 });
+    const payload = payloadOf(result);
+    expect(payload).toEqual({
+      event_type: 'Warehouse Profile Updated',
+      user_id: 'user-00001',
+      session_id: -1,
+      user_properties: { ltv: 12.5, plan: 'pro' },
+      insert_id: expect.stringMatching(/^[0-9a-f]{32}$/) as unknown,
+    });
+    // a changed profile is a new event; the same profile again is the same insert_id (deduped on retry)
+    const again = payloadOf(compileMapper(sync).map({ user_id: 'user-00001', plan: 'pro', ltv: 12.5 }));
+    const changed = payloadOf(compileMapper(sync).map({ user_id: 'user-00001', plan: 'team', ltv: 12.5 }));
+    expect(again.insert_id).toBe(payload.insert_id);
+    expect(changed.insert_id).not.toBe(payload.insert_id);
+  });
+
+  test('operations, group links and nullPolicy unset need $identify and are refused with the reason', () => {
+    const withOp = makeSync({
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { from: 'n', to: 'user_properties.n', op: '$add' },
+      ],
+      options: { syntheticEvent: 'Profile Updated' },
+    });
+    expect(() => compileMapper(withOp)).toThrow(/"\$add" applies only on identifies; with options.syntheticEvent/);
+    const withGroup = makeSync({
+      mappings: [
+        { from: 'user_id', to: 'user_id' },
+        { from: 'a', to: 'groups.account' },
+      ],
+      options: { syntheticEvent: 'Profile Updated' },
+    });
+    expect(() => compileMapper(withGroup)).toThrow(MappingError);
+    const unset = makeSync({ options: { syntheticEvent: 'Profile Updated', nullPolicy: 'unset' } });
+    expect(() => compileMapper(unset)).toThrow(/cannot \$unset: use nullPolicy "skip"/);
+  });
+});
