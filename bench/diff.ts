@@ -38,6 +38,12 @@ interface Phase {
   rows: number;
   seconds: number;
   rowsPerSecond: number;
+  /** CPU time of this process (SQLite: the whole store; PostgreSQL: the client side only). */
+  cpuSeconds: number;
+  /** CPU time of the store's PostgreSQL backends over the phase (Linux; 0 for SQLite). */
+  serverCpuSeconds: number;
+  /** Rows per second of CPU spent (process + server): the rate an otherwise idle machine would approach. */
+  rowsPerCpuSecond: number;
   /** Peak RSS of the process so far, after this phase. */
   peakRssMb: number;
 }
@@ -52,12 +58,32 @@ interface StoreResult {
   /** Time spent generating and hashing the synthetic rows (not counted in any phase). */
   generationSeconds: number;
   peakRssMb: number;
+  /** Of each diff phase, the seconds finishExtract took (duplicates, gone keys, chunk numbering). */
+  finishExtractSeconds: Record<string, number>;
+  /** 1-minute load average before and after: the machine may be shared. */
+  loadAverage: [number, number];
   checks: Record<string, number>;
 }
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** Summed user+system CPU seconds of the given local processes (0 where /proc is missing). */
+function cpuSecondsOf(pids: readonly number[]): number {
+  const ticksPerSecond = 100;
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended meanwhile, or no /proc
+    }
+  }
+  return ticks / ticksPerSecond;
 }
 
 const mb = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
@@ -90,9 +116,11 @@ function makePage(from: number, to: number, rows: number, version: (i: number) =
 
 async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
   const syncId = 'bench_users';
+  const loadBefore = Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
   let store: StateStore;
   let version: string;
   let cleanup: () => Promise<void>;
+  let serverCpu = (): Promise<number> => Promise.resolve(0);
   if (kind === 'sqlite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-bench-'));
     store = new SqliteStateStore({ file: path.join(dir, 'state.db') });
@@ -103,11 +131,20 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
   } else {
     const schema = `ampsync_bench_${process.pid}`;
     const connectionString = services.postgresUrl;
-    store = new PostgresStateStore({ connectionString, schema });
+    const applicationName = `ampsync-bench-${process.pid}`;
+    store = new PostgresStateStore({ connectionString, schema, applicationName });
     const admin = new Client({ connectionString });
     await admin.connect();
-    version = ((await admin.query<{ v: string }>('SHOW server_version')).rows[0]?.v ?? '?').replace(/ .*/, '');
-    version = `PostgreSQL ${version}`;
+    const shown = await admin.query<{ server_version: string }>('SHOW server_version');
+    version = `PostgreSQL ${(shown.rows[0]?.server_version ?? '?').replace(/ .*/, '')}`;
+    // the store's own server processes (its pooled connections), for the server CPU column
+    serverCpu = async () => {
+      const { rows: backends } = await admin.query<{ pid: number }>(
+        'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+        [applicationName],
+      );
+      return cpuSecondsOf(backends.map((b) => b.pid));
+    };
     cleanup = async () => {
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await admin.end();
@@ -116,17 +153,30 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
   await store.migrate();
 
   const phases: Phase[] = [];
+  const finishExtractSeconds: Record<string, number> = {};
   let generationSeconds = 0;
-  const timed = async (name: string, count: number, body: (clock: { paused: number }) => Promise<void>) => {
-    const clock = { paused: 0 };
+  const timed = async (
+    name: string,
+    count: number,
+    body: (clock: { paused: number; pausedCpu: number }) => Promise<void>,
+  ) => {
+    const clock = { paused: 0, pausedCpu: 0 };
     const start = process.hrtime.bigint();
+    const cpuStart = process.cpuUsage();
+    const serverStart = await serverCpu();
     await body(clock);
+    const serverCpuSeconds = (await serverCpu()) - serverStart;
     const seconds = Number(process.hrtime.bigint() - start) / 1e9 - clock.paused;
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6 - clock.pausedCpu;
     phases.push({
       name,
       rows: count,
       seconds: Math.round(seconds * 1000) / 1000,
       rowsPerSecond: Math.round(count / seconds),
+      cpuSeconds: Math.round(cpuSeconds * 1000) / 1000,
+      serverCpuSeconds: Math.round(serverCpuSeconds * 100) / 100,
+      rowsPerCpuSecond: Math.round(count / (cpuSeconds + serverCpuSeconds)),
       peakRssMb: peakRssMb(),
     });
   };
@@ -139,15 +189,20 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
       for (let from = 0; from < rows; from += PAGE_SIZE_ROWS) {
         const to = Math.min(rows, from + PAGE_SIZE_ROWS);
         const g = process.hrtime.bigint();
+        const gc = process.cpuUsage();
         const pageRows = makePage(from, to, rows, version);
         const generated = Number(process.hrtime.bigint() - g) / 1e9;
+        const generatedCpu = process.cpuUsage(gc);
         clock.paused += generated;
+        clock.pausedCpu += (generatedCpu.user + generatedCpu.system) / 1e6;
         generationSeconds += generated;
         page += 1;
         const cursor = { jobId: 'bench', pageToken: to < rows ? `p${page}` : null, page, rowsRead: to };
         staged += (await store.stagePage({ syncId, runId, rows: pageRows, rejected: [], cursor })).staged;
       }
+      const f = process.hrtime.bigint();
       await store.finishExtract(syncId, runId);
+      finishExtractSeconds[runId] = Number(process.hrtime.bigint() - f) / 1e9;
     });
     return staged;
   };
@@ -196,6 +251,10 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
     phases,
     generationSeconds: Math.round(generationSeconds * 1000) / 1000,
     peakRssMb: peakRssMb(),
+    finishExtractSeconds: Object.fromEntries(
+      Object.entries(finishExtractSeconds).map(([run, seconds]) => [run, Math.round(seconds * 1000) / 1000]),
+    ),
+    loadAverage: [loadBefore, Math.round((os.loadavg()[0] ?? 0) * 100) / 100],
     checks: { firstStaged, firstDelivered, secondStaged, secondDelivered, synced },
   };
 }
@@ -227,10 +286,14 @@ function markdown(results: StoreResult[], date: string): string {
   ];
   for (const r of results) {
     lines.push(`## ${r.version} — ${r.rows.toLocaleString('en')} rows`, '');
-    lines.push('| phase | rows | seconds | rows/s | peak RSS (MB) |', '|---|---:|---:|---:|---:|');
+    lines.push(
+      '| phase | rows | seconds | rows/s | process CPU s | server CPU s | rows per CPU s | peak RSS (MB) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const p of r.phases) {
       lines.push(
-        `| ${p.name} | ${p.rows.toLocaleString('en')} | ${p.seconds} | ${p.rowsPerSecond.toLocaleString('en')} | ${p.peakRssMb} |`,
+        `| ${p.name} | ${p.rows.toLocaleString('en')} | ${p.seconds} | ${p.rowsPerSecond.toLocaleString('en')} | ` +
+          `${p.cpuSeconds} | ${p.serverCpuSeconds} | ${p.rowsPerCpuSecond.toLocaleString('en')} | ${p.peakRssMb} |`,
       );
     }
     const second = r.phases.find((p) => p.name === 'diff run_2');
@@ -240,7 +303,10 @@ function markdown(results: StoreResult[], date: string): string {
         `1%-changed diff ${second?.rowsPerSecond.toLocaleString('en') ?? '?'} rows/s (target ≥ ` +
         `${TARGET_CHANGED_DIFF_ROWS_PER_S.toLocaleString('en')}: ` +
         `${(second?.rowsPerSecond ?? 0) >= TARGET_CHANGED_DIFF_ROWS_PER_S ? 'met' : 'MISSED'}). ` +
-        `Generation ${r.generationSeconds} s. Checks: ${JSON.stringify(r.checks)}.`,
+        `finishExtract took ${Object.entries(r.finishExtractSeconds)
+          .map(([run, seconds]) => `${seconds} s of diff ${run}`)
+          .join(', ')}. Generation ${r.generationSeconds} s. Load average ${r.loadAverage[0]} → ${r.loadAverage[1]} ` +
+        `on ${os.cpus().length} CPUs. Checks: ${JSON.stringify(r.checks)}.`,
       '',
     );
   }

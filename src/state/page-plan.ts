@@ -31,6 +31,8 @@ export interface PositionedRow extends MappedRow {
 
 export interface PagePositions {
   rows: PositionedRow[];
+  /** Keys of stageable entries the store did not stage: delivered with the same hash (send-once: delivered). */
+  unchanged: string[];
   result: StagePageResult;
   /** The next staging sequence number after this page. */
   nextPos: number;
@@ -65,17 +67,19 @@ export function isStageable(entry: PageEntry): entry is PageEntry & { row: Mappe
 export function positionPage(entries: readonly PageEntry[], staged: StagedKeys, firstPos: number): PagePositions {
   const result: StagePageResult = { staged: 0, unchanged: 0, new: 0 };
   const rows: PositionedRow[] = [];
+  const unchanged: string[] = [];
   let nextPos = firstPos;
   for (const entry of entries) {
     if (!isStageable(entry)) continue;
     const delivered = staged.get(entry.key);
     if (delivered === undefined) {
-      result.unchanged += 1;
+      unchanged.push(entry.key);
       continue;
     }
     rows.push({ key: entry.key, hash: entry.row.hash, payload: entry.row.payload, pos: nextPos++ });
     result.staged += 1;
     if (!delivered) result.new += 1;
   }
-  return { rows, result, nextPos };
+  result.unchanged = unchanged.length;
+  return { rows, unchanged, result, nextPos };
 }

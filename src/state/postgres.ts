@@ -1,7 +1,9 @@
 /**
- * The shared state store: PostgreSQL, for workers on several machines. Every call is one short transaction;
- * pages are loaded with COPY into a session temp table and merged with set-based SQL, so workers can commit
- * different chunks of one run at the same time without any lock held across calls.
+ * The shared state store: PostgreSQL, for workers on several machines. Every call is one short transaction, so
+ * workers can commit different chunks of one run at the same time without any lock held across calls. A page's
+ * keys are loaded with COPY into a session temp table and diffed by one statement; its unchanged keys (most of
+ * them) are kept as one JSON array per page, its other keys appended to `run_seen`, and all are grouped by key
+ * once, in finishExtract, to find duplicates and count gone keys. Rows to send go to `run_rows` in staging order.
  *
  *   const state = new PostgresStateStore({ connectionString: 'postgres://ampsync@db:5432/ampsync' });
  *   await state.migrate();
@@ -27,8 +29,8 @@ import {
 } from './describe';
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, StateConfigError, classifyDatabaseError } from './errors';
-import { pageKeys, planPage } from './page-plan';
-import type { PlannedKey } from './page-plan';
+import { isStageable, positionPage, summarizePage } from './page-plan';
+import type { PositionedRow } from './page-plan';
 import type {
   BeginRunInput,
   CommitChunkResult,
@@ -50,8 +52,11 @@ const DEFAULT_SCHEMA = 'ampsync';
 const SCHEMA_VERSION = 1;
 /** An unquoted PostgreSQL identifier (at most 63 bytes). */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
-/** Session temp table a page is copied into; emptied at each commit. */
-const PAGE_TABLE = 'pg_temp.ampsync_page_keys';
+/** Session temp tables a page is copied into; emptied at each commit. */
+const PAGE_KEYS = 'pg_temp.ampsync_page_keys';
+const PAGE_ROWS = 'pg_temp.ampsync_page_rows';
+/** Memory for finishExtract's group-by over a run's keys (server side, that transaction only). */
+const GROUP_WORK_MEM = '64MB';
 
 export interface PostgresStateStoreOptions {
   /** `postgres://user@host:5432/db` (credentials may also come from PG* variables and ~/.pgpass). */
@@ -61,6 +66,8 @@ export interface PostgresStateStoreOptions {
   /** Connections per process (default 10). */
   poolSize?: number;
   connectionTimeoutMs?: number;
+  /** Shown in pg_stat_activity (default `ampsync`). */
+  applicationName?: string;
   /** Clock for run and rejection times (tests pin it). */
   now?: () => Date;
 }
@@ -100,20 +107,29 @@ function toRecord(row: RunRow): RunRecord {
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /** A value in COPY's text format. */
+const NEEDS_ESCAPE = /[\\\n\r\t]/;
+
 function copyValue(value: string | number | boolean | null): string {
   if (value === null) return '\\N';
   if (typeof value !== 'string') return String(value);
-  return value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c] ?? c);
+  return NEEDS_ESCAPE.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => COPY_ESCAPES[c] ?? c) : value;
 }
 
-function copyRows(keys: readonly PlannedKey[]): string {
-  let out = '';
-  for (const k of keys) {
-    out +=
-      `${copyValue(k.key)}\t${k.seen}\t${k.valid}\t${k.wasSynced}\t${copyValue(k.pos)}\t` +
-      `${copyValue(k.hash)}\t${copyValue(k.payload)}\n`;
+/** COPY text, one line per item; `sorted` orders the lines (the native sort, no comparator). */
+function copyText<T>(
+  items: readonly T[],
+  columns: (item: T) => (string | number | boolean | null)[],
+  sorted: boolean,
+): string {
+  const lines: string[] = [];
+  for (const item of items) {
+    const values = columns(item);
+    let line = '';
+    for (let i = 0; i < values.length; i++) line += (i === 0 ? '' : '\t') + copyValue(values[i] ?? null);
+    lines.push(line);
   }
-  return out;
+  if (sorted) lines.sort();
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
 
 /** The state store in a PostgreSQL schema: shared by every worker of a deployment. */
@@ -124,7 +140,7 @@ export class PostgresStateStore implements StateStore {
   /** Quoted schema prefix of every table. */
   private readonly t: string;
   /** Pooled connections whose session already has the page temp table. */
-  private readonly withPageTable = new WeakSet<PoolClient>();
+  private readonly withPageTables = new WeakSet<PoolClient>();
 
   constructor(options: PostgresStateStoreOptions) {
     this.schema = options.schema ?? DEFAULT_SCHEMA;
@@ -139,7 +155,7 @@ export class PostgresStateStore implements StateStore {
       connectionString: options.connectionString,
       max: options.poolSize ?? DEFAULT_POOL_SIZE,
       connectionTimeoutMillis: options.connectionTimeoutMs ?? DEFAULT_CONNECTION_TIMEOUT_MS,
-      application_name: 'ampsync',
+      application_name: options.applicationName ?? 'ampsync',
     });
     // an idle connection dropped by the server is discarded by the pool; the next call opens another
     this.pool.on('error', () => undefined);
@@ -172,28 +188,39 @@ export class PostgresStateStore implements StateStore {
           UNIQUE (sync_id, run_id)
         );
         CREATE INDEX IF NOT EXISTS runs_by_sync ON ${t}.runs (sync_id, run_no DESC);
+        -- one row per staged page; its unchanged keys (most of them) are kept as one JSON array
         CREATE TABLE IF NOT EXISTS ${t}.run_pages (
           run_no integer NOT NULL,
           page integer NOT NULL,
           result jsonb NOT NULL,
+          unchanged text NOT NULL,
           PRIMARY KEY (run_no, page)
         );
-        CREATE TABLE IF NOT EXISTS ${t}.run_keys (
+        -- written once, read once: compressing it costs more CPU than the bytes it saves
+        ALTER TABLE ${t}.run_pages ALTER COLUMN unchanged SET STORAGE EXTERNAL;
+        -- the page's other keys (staged, repeated, rejected), appended; grouped by key only in finishExtract
+        CREATE TABLE IF NOT EXISTS ${t}.run_seen (
           run_no integer NOT NULL,
+          page integer NOT NULL,
           key text COLLATE "C" NOT NULL,
           seen integer NOT NULL,
           valid integer NOT NULL,
           was_synced boolean NOT NULL,
-          pos integer,
-          hash text,
-          payload text,
+          staged boolean NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS run_seen_by_run ON ${t}.run_seen (run_no);
+        -- rows to send, in staging order
+        CREATE TABLE IF NOT EXISTS ${t}.run_rows (
+          run_no integer NOT NULL,
+          pos integer NOT NULL,
+          key text COLLATE "C" NOT NULL,
+          hash text NOT NULL,
+          payload text NOT NULL,
           status text,
           reason text,
-          committed boolean NOT NULL DEFAULT false,
           PRIMARY KEY (run_no, key)
-        ) WITH (fillfactor = 80);
-        CREATE INDEX IF NOT EXISTS run_keys_by_pos ON ${t}.run_keys (run_no, pos) WHERE pos IS NOT NULL;
-        CREATE INDEX IF NOT EXISTS run_keys_duplicates ON ${t}.run_keys (run_no) WHERE seen > 1;
+        ) WITH (fillfactor = 90);
+        CREATE INDEX IF NOT EXISTS run_rows_by_pos ON ${t}.run_rows (run_no, pos);
         CREATE TABLE IF NOT EXISTS ${t}.synced (
           sync_id text NOT NULL,
           key text COLLATE "C" NOT NULL,
@@ -211,6 +238,8 @@ export class PostgresStateStore implements StateStore {
         );
         CREATE INDEX IF NOT EXISTS rejected_by_sync ON ${t}.rejected (sync_id, id DESC);
         CREATE INDEX IF NOT EXISTS rejected_by_run ON ${t}.rejected (sync_id, run_id, id);
+        -- a chunk committed twice files each Amplitude rejection once
+        CREATE UNIQUE INDEX IF NOT EXISTS rejected_once ON ${t}.rejected (sync_id, run_id, key) WHERE stage = 'amplitude';
       `);
       await c.query(`DELETE FROM ${t}.schema_version`);
       await c.query(`INSERT INTO ${t}.schema_version (version) VALUES ($1)`, [SCHEMA_VERSION]);
@@ -263,74 +292,102 @@ export class PostgresStateStore implements StateStore {
   async stagePage(input: StagePageInput): Promise<StagePageResult> {
     const { syncId, runId, cursor } = input;
     const t = this.t;
-    return this.transaction(`stage page ${cursor.page} of ${runLabel(syncId, runId)}`, async (c) => {
-      // the lock makes a concurrent replay of this page wait, then find it staged
-      const run = await this.requireRun(c, syncId, runId, 'FOR UPDATE');
-      const replayed = await c.query<{ result: StagePageResult }>(
-        `SELECT result FROM ${t}.run_pages WHERE run_no = $1 AND page = $2`,
-        [run.run_no, cursor.page],
-      );
-      const previous = replayed.rows[0];
-      if (previous !== undefined) return previous.result;
-      checkStageable({ status: run.status, extracted: run.extract_result !== null }, syncId, runId);
-
-      const keys = pageKeys(input.rows, input.rejected);
-      const found = await c.query<[string, string]>({
-        text: `SELECT key, hash FROM ${t}.synced WHERE sync_id = $1 AND key = ANY($2::text[])`,
-        values: [syncId, keys],
-        rowMode: 'array',
-      });
-      const plan = planPage(input.rows, input.rejected, new Map(found.rows), run.mode, run.next_pos);
-
-      if (plan.keys.length > 0) {
-        await this.ensurePageTable(c);
-        await pipeline(
-          Readable.from([copyRows(plan.keys)]),
-          c.query(copyFrom(`COPY ${PAGE_TABLE} (key, seen, valid, was_synced, pos, hash, payload) FROM STDIN`)),
+    return this.transaction(
+      `stage page ${cursor.page} of ${runLabel(syncId, runId)}`,
+      async (c) => {
+        // the lock makes a concurrent replay of this page wait, then find it staged
+        const locked = await c.query<RunRow & { replayed: StagePageResult | null }>(
+          `SELECT r.*, p.result AS replayed FROM ${t}.runs AS r
+           LEFT JOIN ${t}.run_pages AS p ON p.run_no = r.run_no AND p.page = $3
+           WHERE r.sync_id = $1 AND r.run_id = $2 FOR UPDATE OF r`,
+          [syncId, runId, cursor.page],
         );
-        await c.query(
-          `INSERT INTO ${t}.run_keys (run_no, key, seen, valid, was_synced, pos, hash, payload)
-           SELECT $1, key, seen, valid, was_synced, pos, hash, payload FROM ${PAGE_TABLE}
-           ON CONFLICT (run_no, key) DO UPDATE
-             SET seen = run_keys.seen + excluded.seen, valid = run_keys.valid + excluded.valid`,
-          [run.run_no],
+        const run = locked.rows[0];
+        if (run === undefined) throw new RunNotFoundError(syncId, runId);
+        if (run.replayed !== null) return run.replayed;
+        checkStageable({ status: run.status, extracted: run.extract_result !== null }, syncId, runId);
+
+        const entries = summarizePage(input.rows, input.rejected);
+        await this.ensurePageTables(c);
+        // lines sorted (by key, as each starts with it): probing the synced index in order keeps its pages hot
+        await this.copyInto(
+          c,
+          `${PAGE_KEYS} (key, hash)`,
+          entries,
+          (e) => [e.key, isStageable(e) ? e.row.hash : null],
+          {
+            sorted: true,
+          },
         );
-      }
-      if (input.rejected.length > 0) {
-        await c.query(
-          `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
+        // keys to stage, and every key that cannot be staged (its seen row needs was_synced); LATERAL ... LIMIT 1
+        // keeps one index probe per key whatever the estimates (a hash join would read the whole sync per page)
+        const found = await c.query<[string, boolean]>({
+          text: `SELECT k.key, d.hash IS NOT NULL
+               FROM ${PAGE_KEYS} AS k
+               LEFT JOIN LATERAL (SELECT hash FROM ${t}.synced WHERE sync_id = $1 AND key = k.key LIMIT 1) AS d ON true
+               WHERE k.hash IS NULL OR d.hash IS NULL OR ($2 AND d.hash <> k.hash)`,
+          values: [syncId, run.mode === 'upsert'],
+          rowMode: 'array',
+        });
+        const delivered = new Map(found.rows);
+        const plan = positionPage(entries, delivered, run.next_pos);
+        const others = entries.filter((e) => !isStageable(e) || delivered.has(e.key));
+        if (others.length > 0) {
+          await this.copyInto(c, `${t}.run_seen (run_no, page, key, seen, valid, was_synced, staged)`, others, (e) => [
+            run.run_no,
+            cursor.page,
+            e.key,
+            e.seen,
+            e.valid,
+            delivered.get(e.key) === true,
+            isStageable(e),
+          ]);
+        }
+        if (plan.rows.length > 0) {
+          await this.copyInto(c, `${PAGE_ROWS} (pos, key, hash, payload)`, plan.rows, (r: PositionedRow) => [
+            r.pos,
+            r.key,
+            r.hash,
+            r.payload,
+          ]);
+          // a key staged on an earlier page too is a duplicate: finishExtract removes it
+          await c.query(
+            `INSERT INTO ${t}.run_rows (run_no, pos, key, hash, payload)
+           SELECT $1, pos, key, hash, payload FROM ${PAGE_ROWS} ON CONFLICT (run_no, key) DO NOTHING`,
+            [run.run_no],
+          );
+        }
+        if (input.rejected.length > 0) {
+          await c.query(
+            `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
            SELECT $1, $2, r.key, r.reason, r.stage, $3
            FROM unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS r(key, reason, stage, n) ORDER BY r.n`,
-          [
-            syncId,
-            runId,
-            this.now(),
-            input.rejected.map((r) => r.key),
-            input.rejected.map((r) => r.reason),
-            input.rejected.map((r) => r.stage),
-          ],
+            [
+              syncId,
+              runId,
+              this.now(),
+              input.rejected.map((r) => r.key),
+              input.rejected.map((r) => r.reason),
+              input.rejected.map((r) => r.stage),
+            ],
+          );
+        }
+        const counts = addPage(parseCounts(run.counts), {
+          rows: input.rows.length,
+          rejected: input.rejected.length,
+          ...plan.result,
+        });
+        // the cursor only moves forward, even if an older attempt stages a page late
+        const nextCursor = run.cursor !== null && run.cursor.page > cursor.page ? run.cursor : cursor;
+        await c.query(
+          `WITH progress AS (UPDATE ${t}.runs SET cursor = $1, next_pos = $2, counts = $3 WHERE run_no = $4)
+           INSERT INTO ${t}.run_pages (run_no, page, result, unchanged) VALUES ($4, $5, $6, $7)`,
+          [nextCursor, plan.nextPos, counts, run.run_no, cursor.page, plan.result, JSON.stringify(plan.unchanged)],
         );
-      }
-      const counts = addPage(parseCounts(run.counts), {
-        rows: input.rows.length,
-        rejected: input.rejected.length,
-        ...plan.result,
-      });
-      // the cursor only moves forward, even if an older attempt stages a page late
-      const nextCursor = run.cursor !== null && run.cursor.page > cursor.page ? run.cursor : cursor;
-      await c.query(`UPDATE ${t}.runs SET cursor = $1, next_pos = $2, counts = $3 WHERE run_no = $4`, [
-        nextCursor,
-        plan.nextPos,
-        counts,
-        run.run_no,
-      ]);
-      await c.query(`INSERT INTO ${t}.run_pages (run_no, page, result) VALUES ($1, $2, $3)`, [
-        run.run_no,
-        cursor.page,
-        plan.result,
-      ]);
-      return plan.result;
-    });
+        return plan.result;
+      },
+      { relaxedCommit: true },
+    );
   }
 
   async finishExtract(syncId: string, runId: string): Promise<FinishExtractResult> {
@@ -340,37 +397,45 @@ export class PostgresStateStore implements StateStore {
       if (run.extract_result !== null) return run.extract_result;
       checkStageable({ status: run.status, extracted: false }, syncId, runId);
 
-      await c.query(
-        `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
-         SELECT $1, $2, key, 'duplicate key ' || to_json(key)::text || ' appears ' || seen || ' times in the model',
-                'diff', $3
-         FROM ${t}.run_keys WHERE run_no = $4 AND seen > 1 ORDER BY key`,
-        [syncId, runId, this.now(), run.run_no],
-      );
-      await c.query(
-        `UPDATE ${t}.run_keys SET pos = NULL, hash = NULL, payload = NULL
-         WHERE run_no = $1 AND seen > 1 AND pos IS NOT NULL`,
-        [run.run_no],
-      );
+      await c.query(`SET LOCAL work_mem = '${GROUP_WORK_MEM}'`);
+      // every key the run saw, once per page it was on
+      const runKeys = `
+        SELECT key, seen, valid, was_synced, staged FROM ${t}.run_seen WHERE run_no = $1
+        UNION ALL
+        SELECT u.key COLLATE "C", 1, 1, true, false
+        FROM ${t}.run_pages AS p, json_array_elements_text(p.unchanged::json) AS u(key) WHERE p.run_no = $1`;
       const aggregates = await c.query<SeenAggregates>(
         `SELECT
-           count(*) FILTER (WHERE seen = 1 AND pos IS NOT NULL AND NOT was_synced)::int AS "new",
-           count(*) FILTER (WHERE seen = 1 AND pos IS NOT NULL AND was_synced)::int AS "changed",
-           count(*) FILTER (WHERE seen = 1 AND valid = 1 AND pos IS NULL)::int AS "unchanged",
-           count(*) FILTER (WHERE was_synced)::int AS "seenSynced",
-           coalesce(sum(valid) FILTER (WHERE seen > 1), 0)::int AS "duplicateRows",
-           count(*) FILTER (WHERE seen > 1)::int AS "duplicateKeys"
-         FROM ${t}.run_keys WHERE run_no = $1`,
+           count(*) FILTER (WHERE n = 1 AND st AND NOT ws)::int AS "new",
+           count(*) FILTER (WHERE n = 1 AND st AND ws)::int AS "changed",
+           count(*) FILTER (WHERE n = 1 AND v = 1 AND NOT st)::int AS "unchanged",
+           count(*) FILTER (WHERE ws)::int AS "seenSynced",
+           coalesce(sum(v) FILTER (WHERE n > 1), 0)::int AS "duplicateRows",
+           count(*) FILTER (WHERE n > 1)::int AS "duplicateKeys"
+         FROM (SELECT sum(seen) AS n, sum(valid) AS v, bool_or(was_synced) AS ws, bool_or(staged) AS st
+               FROM (${runKeys}) AS k GROUP BY key) AS g`,
         [run.run_no],
       );
       const seen = aggregates.rows[0] as SeenAggregates;
       if (seen.duplicateKeys > 0) {
+        await c.query(
+          `WITH duplicate AS (
+             SELECT key, sum(seen) AS n FROM (${runKeys}) AS k GROUP BY key HAVING sum(seen) > 1
+           ), unstaged AS (
+             DELETE FROM ${t}.run_rows AS r USING duplicate AS d WHERE r.run_no = $1 AND r.key = d.key
+           )
+           INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
+           SELECT $2, $3, key, 'duplicate key ' || to_json(key)::text || ' appears ' || n || ' times in the model',
+                  'diff', $4
+           FROM duplicate ORDER BY key`,
+          [run.run_no, syncId, runId, this.now()],
+        );
         // dense positions 0..n-1 in staging order, once duplicates left gaps
         await c.query(
-          `UPDATE ${t}.run_keys k SET pos = r.rn
-           FROM (SELECT key, (row_number() OVER (ORDER BY pos) - 1)::int AS rn FROM ${t}.run_keys
-                 WHERE run_no = $1 AND pos IS NOT NULL) r
-           WHERE k.run_no = $1 AND k.key = r.key AND k.pos <> r.rn`,
+          `UPDATE ${t}.run_rows AS r SET pos = n.rn
+           FROM (SELECT key, (row_number() OVER (ORDER BY pos) - 1)::int AS rn FROM ${t}.run_rows
+                 WHERE run_no = $1) AS n
+           WHERE r.run_no = $1 AND r.key = n.key AND r.pos <> n.rn`,
           [run.run_no],
         );
       }
@@ -397,7 +462,7 @@ export class PostgresStateStore implements StateStore {
       const run = await this.chunkableRun(c, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
       const { rows } = await c.query<StagedRow>(
-        `SELECT key, hash, payload FROM ${this.t}.run_keys
+        `SELECT key, hash, payload FROM ${this.t}.run_rows
          WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NULL ORDER BY pos`,
         [run.run_no, from, from + run.chunk_size],
       );
@@ -414,13 +479,10 @@ export class PostgresStateStore implements StateStore {
     await this.transaction(`record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`, async (c) => {
       const run = await this.chunkableRun(c, syncId, runId);
       const updated = await c.query<[string]>({
-        text: `UPDATE ${this.t}.run_keys k
-               SET status = u.status, reason = u.reason,
-                   committed = k.committed AND k.status IS NOT DISTINCT FROM u.status
-                                          AND k.reason IS NOT DISTINCT FROM u.reason
+        text: `UPDATE ${this.t}.run_rows AS r SET status = u.status, reason = u.reason
                FROM unnest($2::text[], $3::text[], $4::text[]) AS u(key, status, reason)
-               WHERE k.run_no = $1 AND k.key = u.key AND k.pos IS NOT NULL
-               RETURNING k.key`,
+               WHERE r.run_no = $1 AND r.key = u.key
+               RETURNING r.key`,
         values: [
           run.run_no,
           list.map((o) => o.key),
@@ -446,20 +508,19 @@ export class PostgresStateStore implements StateStore {
       const run = await this.chunkableRun(c, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
       const to = from + run.chunk_size;
-      // marking rows committed first makes a concurrent commit of the same chunk wait, then find nothing to do
+      // idempotent: a chunk committed again (or by two workers at once) rewrites nothing and files nothing twice
       await c.query(
-        `WITH done AS (
-           UPDATE ${t}.run_keys SET committed = true
-           WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NOT NULL AND NOT committed
-           RETURNING key, hash, status, reason, pos
-         ), delivered AS (
-           INSERT INTO ${t}.synced (sync_id, key, hash)
-           SELECT $4, key, hash FROM done WHERE status = 'delivered' ORDER BY key
-           ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash
-         )
-         INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
-         SELECT $4, $5, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', $6
-         FROM done WHERE status = 'rejected' ORDER BY pos`,
+        `INSERT INTO ${t}.synced (sync_id, key, hash)
+         SELECT $4, key, hash FROM ${t}.run_rows
+         WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered' ORDER BY key
+         ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash WHERE synced.hash <> excluded.hash`,
+        [run.run_no, from, to, syncId],
+      );
+      await c.query(
+        `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
+         SELECT $4, $5, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', $6 FROM ${t}.run_rows
+         WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'rejected' ORDER BY pos
+         ON CONFLICT (sync_id, run_id, key) WHERE stage = 'amplitude' DO NOTHING`,
         [run.run_no, from, to, syncId, runId, this.now()],
       );
       const counts = await c.query<CommitChunkResult>(
@@ -468,7 +529,7 @@ export class PostgresStateStore implements StateStore {
            count(*) FILTER (WHERE status = 'rejected')::int AS rejected,
            count(*) FILTER (WHERE status = 'deferred')::int AS deferred,
            count(*) FILTER (WHERE status IS NULL)::int AS pending
-         FROM ${t}.run_keys WHERE run_no = $1 AND pos >= $2 AND pos < $3`,
+         FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3`,
         [run.run_no, from, to],
       );
       return counts.rows[0] as CommitChunkResult;
@@ -493,8 +554,7 @@ export class PostgresStateStore implements StateStore {
         this.now(),
         run.run_no,
       ]);
-      await c.query(`DELETE FROM ${t}.run_keys WHERE run_no = $1`, [run.run_no]);
-      await c.query(`DELETE FROM ${t}.run_pages WHERE run_no = $1`, [run.run_no]);
+      await this.dropStaging(c, run.run_no);
       return toRecord(await this.requireRun(c, syncId, runId));
     });
   }
@@ -504,8 +564,7 @@ export class PostgresStateStore implements StateStore {
     await this.transaction(`discard ${runLabel(syncId, runId)}`, async (c) => {
       const run = await this.findRun(c, syncId, runId, 'FOR UPDATE');
       if (run === undefined) return;
-      await c.query(`DELETE FROM ${t}.run_keys WHERE run_no = $1`, [run.run_no]);
-      await c.query(`DELETE FROM ${t}.run_pages WHERE run_no = $1`, [run.run_no]);
+      await this.dropStaging(c, run.run_no);
       await c.query(`DELETE FROM ${t}.rejected WHERE sync_id = $1 AND run_id = $2`, [syncId, runId]);
       await c.query(`DELETE FROM ${t}.runs WHERE run_no = $1`, [run.run_no]);
     });
@@ -575,14 +634,33 @@ export class PostgresStateStore implements StateStore {
     return run;
   }
 
-  private async ensurePageTable(c: PoolClient): Promise<void> {
-    if (this.withPageTable.has(c)) return;
+  private async dropStaging(c: PoolClient, runNo: number): Promise<void> {
+    for (const table of ['run_seen', 'run_rows', 'run_pages']) {
+      await c.query(`DELETE FROM ${this.t}.${table} WHERE run_no = $1`, [runNo]);
+    }
+  }
+
+  private async ensurePageTables(c: PoolClient): Promise<void> {
+    if (this.withPageTables.has(c)) return;
     await c.query(
-      `CREATE TEMP TABLE IF NOT EXISTS ampsync_page_keys (
-         key text COLLATE "C", seen integer, valid integer, was_synced boolean, pos integer, hash text, payload text
+      `CREATE TEMP TABLE IF NOT EXISTS ampsync_page_keys (key text COLLATE "C", hash text) ON COMMIT DELETE ROWS;
+       CREATE TEMP TABLE IF NOT EXISTS ampsync_page_rows (
+         pos integer, key text COLLATE "C", hash text, payload text
        ) ON COMMIT DELETE ROWS`,
     );
-    this.withPageTable.add(c);
+    this.withPageTables.add(c);
+  }
+
+  /** Bulk-loads `items` into `target` (a table and its column list) with COPY. */
+  private async copyInto<T>(
+    c: PoolClient,
+    target: string,
+    items: readonly T[],
+    columns: (item: T) => (string | number | boolean | null)[],
+    options: { sorted?: boolean } = {},
+  ): Promise<void> {
+    const text = copyText(items, columns, options.sorted === true);
+    await pipeline(Readable.from([text]), c.query(copyFrom(`COPY ${target} FROM STDIN`)));
   }
 
   /** Runs `body` on one pooled connection, outside a transaction (single statements, reads). */
@@ -598,13 +676,21 @@ export class PostgresStateStore implements StateStore {
     }
   }
 
-  /** Runs `body` in one transaction on one pooled connection; a connection that failed is not reused. */
-  private async transaction<T>(operation: string, body: (c: PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs `body` in one transaction on one pooled connection; a connection that failed is not reused.
+   * `relaxedCommit` skips the WAL flush wait: a server crash may then lose the last commits, which is safe only
+   * where the caller's progress marker is in the same transaction (a staged page and its cursor).
+   */
+  private async transaction<T>(
+    operation: string,
+    body: (c: PoolClient) => Promise<T>,
+    options: { relaxedCommit?: boolean } = {},
+  ): Promise<T> {
     let client: PoolClient | undefined;
     let broken: Error | undefined;
     try {
       client = await this.pool.connect();
-      await client.query('BEGIN');
+      await client.query(options.relaxedCommit === true ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
       const result = await body(client);
       await client.query('COMMIT');
       return result;

@@ -306,6 +306,24 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       expect(sentKeys(staged)).toEqual(keys(30).filter((k) => k !== 'u005' && k !== 'u006'));
     });
 
+    it('detects a delivered key that comes back twice, once unchanged and once changed, on different pages', async () => {
+      const syncId = newSync();
+      const rows = keys(6).map((k) => user(k));
+      await fullRun(syncId, [{ rows }]);
+      const runId = newRun();
+      const { finished } = await extract(syncId, runId, [
+        { rows: rows.slice(0, 3) },
+        { rows: [...rows.slice(3), user('u001', 'pro'), user('n000')] },
+      ]);
+      expect(finished).toEqual({
+        counts: { extracted: 8, invalid: 2, new: 1, changed: 0, unchanged: 5, gone: 0 },
+        chunks: 1,
+        duplicateKeys: 1,
+        sampleRejections: [{ key: 'u001', reason: 'duplicate key "u001" appears 2 times in the model', stage: 'diff' }],
+      });
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([user('n000')]);
+    });
+
     it('retries rows Amplitude rejected on the next run and files them in the rejected log', async () => {
       const syncId = newSync();
       const rows = keys(3).map((k) => user(k));

@@ -50,8 +50,9 @@ describe('PostgresStateStore', () => {
     await client.end();
     expect(rows.map((r) => r.table_name)).toEqual([
       'rejected',
-      'run_keys',
       'run_pages',
+      'run_rows',
+      'run_seen',
       'runs',
       'schema_version',
       'synced',
