@@ -151,6 +151,43 @@ test('a second start of a running sync fails clearly, and cancel then rerun deli
   });
 });
 
+test('an events sync cancelled mid-run, then run again, delivers every event exactly once', async () => {
+  const eventRow = (i: number): SourceRow => ({
+    id: `evt-${i}`,
+    user_id: `user-${String(i % 97).padStart(7, '0')}`,
+    kind: i % 2 ? 'Opened' : 'Closed',
+  });
+  const source = new MemorySource([field('id'), field('user_id'), field('kind')], eventRow, 3_000);
+  const state = `sqlite:${path.join(dir, 'cancel-events.db')}`;
+  const sync = syncOf(uniqueSyncId('cancel-events'), {
+    object: 'events',
+    key: 'id',
+    mappings: [
+      { from: 'user_id', to: 'user_id' },
+      { from: 'kind', to: 'event_type' },
+    ],
+    options: { chunkSize: 200, batchSize: 100, concurrency: 2 },
+  });
+  emulator.latency({ ms: 40 });
+  await withWorker(source, state, async () => {
+    const handle = await harness.client.start(sync);
+    for (let i = 0; i < 100 && ((await harness.client.progress(sync.id))?.chunksDone ?? 0) < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await harness.client.cancel(sync.id);
+    await expect(handle.result()).rejects.toBeInstanceOf(WorkflowFailedError);
+    expect(emulator.eventCount()).toBeLessThan(3000);
+    emulator.clearFaults();
+    const rerun = await harness.client.run(sync);
+    expect(rerun.status).toBe('succeeded');
+    expect(emulator.eventCount()).toBe(3000);
+    const insertIds = new Set(emulator.events().map((e) => e.insert_id));
+    expect(insertIds.size).toBe(3000);
+    // only requests in flight at the cancel can be sent again (Amplitude dedups them by insert_id)
+    expect(emulator.duplicatesDropped()).toBeLessThanOrEqual(2 * 100);
+  });
+});
+
 test('pause holds new chunks (in-flight ones finish and are committed), resume finishes the run', async () => {
   const source = new MemorySource(userSchema, userRow(), 2_000);
   const state = `sqlite:${path.join(dir, 'pause.db')}`;
