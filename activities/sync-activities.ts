@@ -5,6 +5,7 @@
 import { Context } from '@temporalio/activity';
 import type { SourceConfig, SyncConfig } from '../src/config/schema';
 import type { StateStore } from '../src/state/types';
+import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import { setImmediate } from 'node:timers/promises';
 import type {
   MappedRow,
@@ -217,10 +218,18 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
                 if (result.throttledIds.length < MAX_THROTTLED_IDS) result.throttledIds.push(o.key);
               }
             }
-            activityContext()?.heartbeat({ chunk, batches: batches.length, sent: result.requests, delivered: result.delivered });
+            activityContext()?.heartbeat({
+              chunk,
+              batches: batches.length,
+              sent: result.requests,
+              delivered: result.delivered,
+            });
           }
         };
-        const lanes = Array.from({ length: Math.min(batches.length, MAX_BATCHES_IN_FLIGHT_PER_CHUNK) }, () =>
+        const laneCount = Math.min(batches.length, MAX_BATCHES_IN_FLIGHT_PER_CHUNK);
+        // every send in flight listens to the activity's cancellation: that many listeners is expected, not a leak
+        if (signal !== undefined) setMaxListeners(defaultMaxListeners + laneCount, signal);
+        const lanes = Array.from({ length: laneCount }, () =>
           lane().catch((reason: unknown) => {
             failure ??= { reason };
           }),

@@ -230,7 +230,11 @@ class BatchSend {
   private readonly outcomes: (RowOutcome | undefined)[];
   private readonly ready: Group[] = [];
   private readonly waiting = new Set<Promise<void>>();
-  private readonly timers = new AbortController();
+  /**
+   * Aborted with the caller's signal and when the send ends: it stops this send's requests and waits, so the caller's
+   * signal carries one listener per send, not one per request (a chunk has many sends in flight on one signal).
+   */
+  private readonly stop = new AbortController();
   private readonly signal: AbortSignal | undefined;
   private readonly suffix: string;
 
@@ -245,7 +249,7 @@ class BatchSend {
   }
 
   async run(): Promise<RowOutcome[]> {
-    const onAbort = (): void => this.timers.abort();
+    const onAbort = (): void => this.stop.abort();
     this.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (this.rows.length > 0) this.ready.push({ idx: this.rows.map((_, i) => i), attempt: 0, throttledMs: 0 });
@@ -258,7 +262,7 @@ class BatchSend {
       this.throwIfAborted();
       return this.outcomes.map((outcome, i) => outcome ?? this.unsettled(i));
     } finally {
-      this.timers.abort();
+      this.stop.abort();
       this.signal?.removeEventListener('abort', onAbort);
     }
   }
@@ -266,7 +270,7 @@ class BatchSend {
   private async send(group: Group): Promise<void> {
     const result = await this.endpoint.post(
       group.idx.map((i) => this.rows[i]!),
-      this.signal,
+      this.stop.signal,
     );
     if ('aborted' in result) return this.throwIfAborted();
     if ('failure' in result) return this.retry(group, result.failure, undefined, result.cause);
@@ -423,7 +427,7 @@ class BatchSend {
   /** Queues `group` again after `ms`, without holding back the other groups. */
   private later(group: Group, ms: number): void {
     const waited: Promise<void> = this.endpoint
-      .sleep(ms, this.timers.signal)
+      .sleep(ms, this.stop.signal)
       .then(
         () => void this.ready.push(group),
         () => undefined,

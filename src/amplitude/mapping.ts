@@ -240,7 +240,9 @@ function compileStep(sync: SyncConfig, shape: Shape, m: Mapping): Step {
   const name = m.to.slice(dot + 1);
   if (head === 'groups') {
     if (shape === 'synthetic-event') {
-      fail('groups on an ordinary event apply to that event only; link users to groups in a sync without syntheticEvent');
+      fail(
+        'groups on an ordinary event apply to that event only; link users to groups in a sync without syntheticEvent',
+      );
     }
     return { kind: 'group', type: name, ...source };
   }

@@ -61,7 +61,8 @@ function fromJson(value: unknown, i: number): Payload {
     if (typeof v !== 'string') throw new CodecRequestError(400, `payloads[${i}].metadata.${k} is not base64 text`);
     metadata[k] = Buffer.from(v, 'base64');
   }
-  if (p.data !== undefined && typeof p.data !== 'string') throw new CodecRequestError(400, `payloads[${i}].data is not base64 text`);
+  if (p.data !== undefined && typeof p.data !== 'string')
+    throw new CodecRequestError(400, `payloads[${i}].data is not base64 text`);
   return { metadata, data: Buffer.from(p.data ?? '', 'base64') };
 }
 

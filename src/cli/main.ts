@@ -159,8 +159,10 @@ program
       ...(g.state !== undefined ? { state: g.state } : {}),
       ...(opts.maxActivities !== undefined ? { maxConcurrentActivities: opts.maxActivities } : {}),
     });
+    const codec = codecFromEnv();
+    const payloads = codec ? `payloads encrypted with codec key "${codec.activeKeyId}"` : 'payloads not encrypted';
     console.error(
-      `ampsync worker polling task queue "${w.taskQueue}" (state: ${redactUrl(g.state ?? defaultStateUrl())}); Ctrl-C stops it gracefully`,
+      `ampsync worker polling task queue "${w.taskQueue}" (state: ${redactUrl(g.state ?? defaultStateUrl())}; ${payloads}); Ctrl-C stops it gracefully`,
     );
     await w.run();
   });
@@ -371,12 +373,20 @@ program
   .option('--port <n>', 'port to listen on', (v) => Number(v), 8888)
   .option('--host <ip>', 'interface to listen on', '127.0.0.1')
   .option('--cors-origin <origin...>', 'Temporal UI origins allowed to call', DEFAULT_UI_ORIGINS)
-  .option('--token-env <name>', 'environment variable holding a bearer token callers must send', 'AMPSYNC_CODEC_SERVER_TOKEN')
+  .option(
+    '--token-env <name>',
+    'environment variable holding a bearer token callers must send',
+    'AMPSYNC_CODEC_SERVER_TOKEN',
+  )
   .action(async (opts: { port: number; host: string; corsOrigin: string[]; tokenEnv: string }) => {
-    if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65_535) throw new CliExit(`--port ${opts.port} is not a port`, EXIT.input);
+    if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65_535)
+      throw new CliExit(`--port ${opts.port} is not a port`, EXIT.input);
     const codec = codecFromEnv();
     if (codec === undefined) {
-      throw new CliExit(`no codec key: set ${CODEC_ENV.key} and ${CODEC_ENV.keyId}, or ${CODEC_ENV.keyFile}`, EXIT.input);
+      throw new CliExit(
+        `no codec key: set ${CODEC_ENV.key} and ${CODEC_ENV.keyId}, or ${CODEC_ENV.keyFile}`,
+        EXIT.input,
+      );
     }
     const token = process.env[opts.tokenEnv]?.trim() || undefined;
     const server = await startCodecServer({

@@ -227,9 +227,7 @@ export class AmpsyncClient {
   }
 
   /** The latest run's Temporal status and, when it can answer, its progress. */
-  async status(
-    syncId: string,
-  ): Promise<{
+  async status(syncId: string): Promise<{
     workflowStatus: string;
     runId: string;
     startTime: Date;

@@ -2,7 +2,7 @@
  * Canonical JSON: object keys sorted, -0 as 0, no undefined. Two rows with the same mapped values give the
  * same text whatever the column order, so the text is both the payload sent and the input of the row hash.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 
 /** A value that cannot be expressed in JSON (NaN, ±Infinity, bigint, a function...). */
 export class NonJsonValueError extends Error {
@@ -63,7 +63,13 @@ export function canonicalJson(value: unknown, path = '$'): string {
   }
 }
 
+// one-shot crypto.hash (Node >= 20.12) is ~3x faster than createHash on row-sized texts, and hashing runs per row
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'hex')
+    : (text) => crypto.createHash('sha256').update(text).digest('hex');
+
 /** A short stable hash of a canonical text (first 128 bits of SHA-256, hex). */
 export function hashText(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+  return sha256Hex(text).slice(0, 32);
 }

@@ -75,8 +75,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     if (options.keys.length === 0) throw new CodecKeyError('the payload codec needs at least one key');
     const keys = new Map<string, Buffer>();
     for (const { id, key } of options.keys) {
-      if (!KEY_ID.test(id)) throw new CodecKeyError(`codec key id "${id}" must be 1-64 letters, digits, ".", "_", ":" or "-"`);
-      if (key.length !== KEY_BYTES) throw new CodecKeyError(`codec key "${id}" has ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
+      if (!KEY_ID.test(id))
+        throw new CodecKeyError(`codec key id "${id}" must be 1-64 letters, digits, ".", "_", ":" or "-"`);
+      if (key.length !== KEY_BYTES)
+        throw new CodecKeyError(`codec key "${id}" has ${key.length} bytes; AES-256 needs ${KEY_BYTES}`);
       if (keys.has(id)) throw new CodecKeyError(`codec key id "${id}" is given twice`);
       keys.set(id, Buffer.from(key));
     }
@@ -126,7 +128,9 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     if (encoding === undefined || encoding === null || fromUtf8.decode(encoding) !== ENCRYPTED_ENCODING) return payload;
     const idBytes = payload.metadata?.[KEY_ID_METADATA_KEY];
     if (idBytes === undefined || idBytes === null) {
-      throw new CodecDecodeError(`an encrypted payload has no "${KEY_ID_METADATA_KEY}" metadata: it was not sealed by ampsync`);
+      throw new CodecDecodeError(
+        `an encrypted payload has no "${KEY_ID_METADATA_KEY}" metadata: it was not sealed by ampsync`,
+      );
     }
     const id = fromUtf8.decode(idBytes);
     const key = this.keys.get(id);
@@ -138,7 +142,9 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     }
     const data = Buffer.from(payload.data ?? new Uint8Array());
     if (data.length < IV_BYTES + TAG_BYTES) {
-      throw new CodecDecodeError(`payload sealed with codec key "${id}" is ${data.length} bytes: too short to be AES-GCM`);
+      throw new CodecDecodeError(
+        `payload sealed with codec key "${id}" is ${data.length} bytes: too short to be AES-GCM`,
+      );
     }
     const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
     decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
@@ -151,7 +157,7 @@ export class AesGcmPayloadCodec implements PayloadCodec {
         { cause: err },
       );
     }
-    return temporal.api.common.v1.Payload.decode(plain) as Payload;
+    return temporal.api.common.v1.Payload.decode(plain);
   }
 }
 
@@ -162,7 +168,9 @@ export function parseCodecKey(text: string, where: string): Uint8Array {
   if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) {
     const key = Buffer.from(trimmed, trimmed.includes('-') || trimmed.includes('_') ? 'base64url' : 'base64');
     if (key.length === KEY_BYTES) return key;
-    throw new CodecKeyError(`${where} decodes to ${key.length} bytes; AES-256 needs ${KEY_BYTES} (openssl rand -base64 32)`);
+    throw new CodecKeyError(
+      `${where} decodes to ${key.length} bytes; AES-256 needs ${KEY_BYTES} (openssl rand -base64 32)`,
+    );
   }
   throw new CodecKeyError(`${where} is neither base64 nor hex (make one with: openssl rand -base64 32)`);
 }
@@ -191,12 +199,14 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmPayloa
   const keyId = env[CODEC_ENV.keyId]?.trim() ?? '';
   const keyFile = env[CODEC_ENV.keyFile]?.trim() ?? '';
   if (keyText === '' && keyFile === '') {
-    if (keyId !== '') throw new CodecKeyError(`${CODEC_ENV.keyId} is set but neither ${CODEC_ENV.key} nor ${CODEC_ENV.keyFile} is`);
+    if (keyId !== '')
+      throw new CodecKeyError(`${CODEC_ENV.keyId} is set but neither ${CODEC_ENV.key} nor ${CODEC_ENV.keyFile} is`);
     return undefined;
   }
   const keys: CodecKey[] = [];
   if (keyText !== '') {
-    if (keyId === '') throw new CodecKeyError(`${CODEC_ENV.key} is set without ${CODEC_ENV.keyId}: name the key (e.g. 2026-11)`);
+    if (keyId === '')
+      throw new CodecKeyError(`${CODEC_ENV.key} is set without ${CODEC_ENV.keyId}: name the key (e.g. 2026-11)`);
     keys.push({ id: keyId, key: parseCodecKey(keyText, CODEC_ENV.key) });
   }
   if (keyFile !== '') {
@@ -204,7 +214,9 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmPayloa
     try {
       text = fs.readFileSync(keyFile, 'utf8');
     } catch (err) {
-      throw new CodecKeyError(`${CODEC_ENV.keyFile}: cannot read ${keyFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new CodecKeyError(
+        `${CODEC_ENV.keyFile}: cannot read ${keyFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     for (const k of parseCodecKeyFile(text, keyFile)) {
       if (keys.some((known) => known.id === k.id)) {
@@ -215,4 +227,3 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmPayloa
   }
   return new AesGcmPayloadCodec({ keys, ...(keyId !== '' ? { activeKeyId: keyId } : {}) });
 }
-

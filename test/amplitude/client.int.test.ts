@@ -51,14 +51,14 @@ function seeded(seed: number): () => number {
   };
 }
 
-/** Records requested waits and sleeps 1/100 of them for real. */
-function fastSleep(): { sleeps: number[]; sleep: NonNullable<AmplitudeSenderOptions['sleep']> } {
+/** Records requested waits and sleeps 1/`divisor` of them for real. */
+function fastSleep(divisor = 100): { sleeps: number[]; sleep: NonNullable<AmplitudeSenderOptions['sleep']> } {
   const sleeps: number[] = [];
   return {
     sleeps,
     sleep: async (ms, signal) => {
       sleeps.push(ms);
-      await delay(ms / 100, undefined, { signal });
+      await delay(ms / divisor, undefined, { signal });
     },
   };
 }
@@ -247,7 +247,7 @@ describe('Amplitude sender on the wire', () => {
   it('429 naming 2 users: only their rows wait 15 s; the others are delivered at once', async () => {
     const throttledUsers = new Set(['user-00002', 'user-00005']);
     let throttling = true;
-    const { sleeps, sleep } = fastSleep();
+    const { sleeps, sleep } = fastSleep(15); // 15 s → 1 s
     const { sender, requests } = await setup(
       (req) => {
         if (throttling && req.items.some((e) => throttledUsers.has(e.user_id as string))) {
@@ -279,8 +279,8 @@ describe('Amplitude sender on the wire', () => {
       ['user-00002', 'user-00005'],
     ]);
     // The others went out right after the 429; the throttled ones only after the (scaled) 15 s wait.
-    expect(requests[1]!.at - requests[0]!.at).toBeLessThan(100);
-    expect(requests[2]!.at - requests[0]!.at).toBeGreaterThanOrEqual(145);
+    expect(requests[1]!.at - requests[0]!.at).toBeLessThan(500);
+    expect(requests[2]!.at - requests[0]!.at).toBeGreaterThanOrEqual(990);
   });
 
   it('429: a user past its daily quota is deferred; a wait beyond maxThrottleWaitMs defers', async () => {
@@ -404,8 +404,8 @@ describe('Amplitude sender on the wire', () => {
   });
 
   it('a request timeout, then success', async () => {
-    const { sender, requests } = await setup((_req, n) => (n === 0 ? { delayMs: 500 } : {}), {
-      requestTimeoutMs: 100,
+    const { sender, requests } = await setup((_req, n) => (n === 0 ? { delayMs: 2000 } : {}), {
+      requestTimeoutMs: 500,
       random: () => 0,
     });
     expect(statuses(await sender.sendBatch(eventRows(2)))).toEqual({ delivered: 2 });
@@ -421,19 +421,28 @@ describe('Amplitude sender on the wire', () => {
   });
 
   it('an aborted send throws AmplitudeAbortedError carrying the rows settled so far', async () => {
-    const { sleeps, sleep } = fastSleep();
-    const { sender } = await setup(
-      (req) =>
-        req.items.some((e) => e.user_id === 'user-00001')
-          ? { status: 429, body: { code: 429, error: 'Too many', throttled_users: { 'user-00001': 9 } } }
-          : {},
-      { sleep },
-    );
     const controller = new AbortController();
-    const sending = sender.sendBatch(eventRows(3), { signal: controller.signal });
-    setTimeout(() => controller.abort(), 50);
-    const err = (await sending.catch((e: unknown) => e)) as AmplitudeAbortedError;
+    const sleeps: number[] = [];
+    const { sender } = await setup(
+      (req, n) => {
+        // Abort once the rows that were not throttled have been answered (the throttled one is still waiting).
+        if (n === 1) setTimeout(() => controller.abort(), 300);
+        return req.items.some((e) => e.user_id === 'user-00001')
+          ? { status: 429, body: { code: 429, error: 'Too many', throttled_users: { 'user-00001': 9 } } }
+          : {};
+      },
+      {
+        sleep: async (ms, signal) => {
+          sleeps.push(ms);
+          await delay(ms, undefined, { signal });
+        },
+      },
+    );
+    const err = (await sender
+      .sendBatch(eventRows(3), { signal: controller.signal })
+      .catch((e: unknown) => e)) as AmplitudeAbortedError;
     expect(err).toBeInstanceOf(AmplitudeAbortedError);
+    expect(err).toMatchObject({ type: 'AmplitudeAbortedError', retryable: false });
     expect(sleeps).toEqual([15_000]);
     expect(err.outcomes).toEqual([
       { key: 'k0', status: 'delivered' },

@@ -77,7 +77,11 @@ export function userRow(m: GeneratedModel, i: number): SourceRow {
   return {
     user_id: userId(m.seed, i),
     email: `person.${i}@${EMAIL_DOMAIN}`,
-    plan: changed ? `changed-v${m.version}` : i % 97 === 0 ? SECRET_PLAN : (['free', 'starter', 'pro'][base % 3] as string),
+    plan: changed
+      ? `changed-v${m.version}`
+      : i % 97 === 0
+        ? SECRET_PLAN
+        : (['free', 'starter', 'pro'][base % 3] as string),
     ltv: (base % 100_000) / 100 + (changed ? 1000 * m.version : 0),
   };
 }
@@ -101,7 +105,13 @@ const field = (name: string, type = 'STRING'): SourceField => ({ name, type, mod
 
 export const SCHEMAS: Record<GeneratedKind, SourceField[]> = {
   users: [field('user_id'), field('email'), field('plan'), field('ltv', 'FLOAT64')],
-  events: [field('event_key'), field('user_id'), field('event_type'), field('time', 'INT64'), field('amount', 'FLOAT64')],
+  events: [
+    field('event_key'),
+    field('user_id'),
+    field('event_type'),
+    field('time', 'INT64'),
+    field('amount', 'FLOAT64'),
+  ],
 };
 
 /** The Source over generated models. */

@@ -175,18 +175,23 @@ export class PrivateTemporal {
 
   async startProcess(): Promise<void> {
     const bin = toolPaths().temporal;
-    if (!fs.existsSync(bin)) throw new Error(`the Temporal CLI is not installed at "${bin}": run scripts/install-tools.sh`);
+    if (!fs.existsSync(bin))
+      throw new Error(`the Temporal CLI is not installed at "${bin}": run scripts/install-tools.sh`);
     const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(this.port), '--headless'];
     args.push('--db-filename', this.dbFile, '--log-level', 'error');
-    for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
+    for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES))
+      args.push('--search-attribute', `${name}=${type}`);
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.setEncoding('utf8').on('data', (t: string) => (this.log += t));
-    child.stderr!.setEncoding('utf8').on('data', (t: string) => (this.log += t));
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (this.log += t));
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (this.log += t));
     this.child = child;
     const deadline = Date.now() + 90_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`private Temporal server exited (${child.exitCode}): ${this.log.slice(-1500)}`);
-      const healthy = await execFileAsync(bin, ['operator', 'cluster', 'health', '--address', this.address], { timeout: 5000 })
+      if (child.exitCode !== null)
+        throw new Error(`private Temporal server exited (${child.exitCode}): ${this.log.slice(-1500)}`);
+      const healthy = await execFileAsync(bin, ['operator', 'cluster', 'health', '--address', this.address], {
+        timeout: 5000,
+      })
         .then(() => true)
         .catch(() => false);
       if (healthy) return;

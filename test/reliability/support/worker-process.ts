@@ -1,6 +1,6 @@
 /**
  * A real ampsync worker in its own process, so a test can SIGKILL it: `node --import tsx worker-process.ts`.
- * Models come from GeneratedSource (or BigQuery when RELIABILITY_SOURCE=bigquery); the state store is the file
+ * Models come from GeneratedSource (the same rows in every process); the state store is the file
  * shared by every worker of the test. It prints `@ready` once polling and, with RELIABILITY_MARKERS=1, one line
  * `@<step> {json}` before and after each state-store call and activity, which is where the test aims its kills.
  * Logs (the SDK's and the Rust core's) go to stderr as JSON lines, for the secret scan.
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     address: env.RELIABILITY_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
     taskQueue: env.RELIABILITY_TASK_QUEUE ?? 'reliability',
     state,
-    ...(env.RELIABILITY_SOURCE === 'bigquery' ? {} : { sourceFor: () => generated }),
+    sourceFor: () => generated,
     pageSize: Number(env.RELIABILITY_PAGE_SIZE ?? 2000),
     requestTimeoutMs: Number(env.RELIABILITY_REQUEST_TIMEOUT_MS ?? 10_000),
     maxThrottleWaitMs: 20_000,
@@ -87,9 +87,7 @@ async function main(): Promise<void> {
       // a replacement worker picks up the workflow soon after its predecessor's sticky queue goes quiet
       stickyQueueScheduleToStartTimeout: '1s',
       interceptors: {
-        activity: [
-          (ctx) => ({ inbound: new MarkingInterceptor(ctx.info.activityType) }),
-        ],
+        activity: [(ctx) => ({ inbound: new MarkingInterceptor(ctx.info.activityType) })],
       },
     },
   });
@@ -97,7 +95,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   const running = w.run();
-  mark('ready', { pid: process.pid });
+  process.stdout.write(`@ready ${JSON.stringify({ pid: process.pid })}\n`);
   await running;
   await state.close();
 }
