@@ -1,0 +1,270 @@
+/**
+ * The performance suite (`npm run bench`): end-to-end syncs of 1,000,000 users and 1,000,000 events through the
+ * Temporal dev server and a worker child process, each followed by a 1%-changed run; the send stage side by side
+ * with @amplitude/analytics-node and the raw POST limit; scaling (100k / 1M / 5M users, two workers against one);
+ * the BigQuery emulator's own read rate. Checks the targets and writes bench/results/report.{json,md}.
+ *
+ *   npm run bench                # the full suite (~20 minutes on 2 cores)
+ *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
+ *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
+ *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
+ *
+ * Needs the local services (`npm run services:up`): Temporal on TEMPORAL_ADDRESS (default 127.0.0.1:7233) and the
+ * BigQuery emulator binary (`npm run tools`).
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import Database from 'better-sqlite3';
+import { AmpsyncClient } from '../src/client/client';
+import { optionsSchema } from '../src/config/schema';
+import { WORKFLOWS_PATH } from '../src/worker/plugin';
+import { runSendComparison } from './amplitude-send';
+import { measureBigQueryEmulator, type BigQueryFigures } from './bigquery';
+import { runScenario, type BenchContext, type ScenarioFigures } from './e2e';
+import { checkTargets, renderMarkdown, type BenchReport, type MachineFacts } from './report';
+import { startAmplitudeProcess } from './support/amplitude-process';
+import { compileForBench } from './support/compile';
+import { compiledLauncher } from './support/processes';
+import type { Side } from './support/send-sides';
+
+/** Rows per BigQuery page the worker reads (activities' default). */
+const PAGE_SIZE_ROWS = 10_000;
+/**
+ * The V8 heap cap the workers run with. ampsync's live heap stays near 60 MB; without a cap, node on a large-memory
+ * host lets garbage grow the heap to ~4× that before collecting (V8 scales its growth factor with the heap limit).
+ */
+export const WORKER_NODE_ARGS = ['--max-old-space-size=1024'];
+/** The 5M-row run is skipped when the 1M full run suggests it would take longer than this. */
+const MAX_5M_MINUTES = 20;
+
+interface Plan {
+  mode: 'full' | 'quick';
+  e2eRows: number;
+  scalingRows: number[];
+  sendRows: number;
+  sdkRows: number;
+  twoWorkerRows: number;
+  bigqueryRows: number;
+  fiveMillion: boolean;
+}
+
+function planFor(quick: boolean, fiveMillion: boolean): Plan {
+  return quick
+    ? {
+        mode: 'quick',
+        e2eRows: 100_000,
+        scalingRows: [20_000, 100_000],
+        sendRows: 100_000,
+        sdkRows: 5_000,
+        twoWorkerRows: 100_000,
+        bigqueryRows: 100_000,
+        fiveMillion: false,
+      }
+    : {
+        mode: 'full',
+        e2eRows: 1_000_000,
+        scalingRows: [100_000, 1_000_000, 5_000_000],
+        sendRows: 1_000_000,
+        sdkRows: 100_000,
+        twoWorkerRows: 1_000_000,
+        bigqueryRows: 100_000,
+        fiveMillion,
+      };
+}
+
+const SIDES: readonly Side[] = [
+  'ampsync-events',
+  'ampsync-send-events',
+  'sdk-events',
+  'raw-events',
+  'ampsync-identifies',
+  'ampsync-send-identifies',
+  'sdk-identifies',
+  'raw-identifies',
+];
+
+const started = Date.now();
+function log(line: string): void {
+  const seconds = Math.round((Date.now() - started) / 1000);
+  process.stderr.write(
+    `[${String(Math.floor(seconds / 60)).padStart(2, '0')}:${String(seconds % 60).padStart(2, '0')}] ${line}\n`,
+  );
+}
+
+function machineFacts(): MachineFacts {
+  const probe = new Database(':memory:');
+  const sqlite = (probe.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  probe.close();
+  const load = os.loadavg().map((n) => Math.round(n * 100) / 100);
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGb: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    os: `${os.type()} ${os.release()}`,
+    sqlite: `SQLite ${sqlite}`,
+    loadAverageAtStart: load,
+    loadAverageAtEnd: load,
+  };
+}
+
+const RESULTS_DIR = path.join(__dirname, 'results');
+
+/** The figures of the last run (report.json), for `--render-only`. */
+function readReport(): Omit<BenchReport, 'targets'> {
+  return JSON.parse(fs.readFileSync(path.join(RESULTS_DIR, 'report.json'), 'utf8')) as BenchReport;
+}
+
+/** Checks the targets and writes report.json and report.md. */
+function writeReport(figures: Omit<BenchReport, 'targets'>): void {
+  const report: BenchReport = { ...figures, targets: checkTargets(figures) };
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  fs.writeFileSync(path.join(RESULTS_DIR, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const markdown = renderMarkdown(report);
+  fs.writeFileSync(path.join(RESULTS_DIR, 'report.md'), markdown);
+  console.log(markdown);
+  log(`wrote ${path.join(RESULTS_DIR, 'report.json')} and report.md`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean' }, 'no-5m': { type: 'boolean' }, 'render-only': { type: 'boolean' } },
+    strict: true,
+  });
+  if (values['render-only'] === true) return writeReport(readReport());
+  const plan = planFor(values.quick === true, values['no-5m'] !== true);
+  const startedAt = new Date().toISOString();
+  const machine = machineFacts();
+  log(`ampsync benchmark (${plan.mode}) on ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}`);
+
+  const compiled = await compileForBench();
+  const launch = (nodeArgs: string[]) => compiledLauncher(compiled, nodeArgs);
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
+  const bundlePath = path.join(os.tmpdir(), `ampsync-bench-workflows-${process.pid}.js`);
+  fs.writeFileSync(bundlePath, bundle.code);
+  const temporalAddress = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const amplitude = await startAmplitudeProcess(launch([]));
+  const client = await AmpsyncClient.connect({ address: temporalAddress, payloadCodec: null });
+  const ctx: BenchContext = {
+    temporalAddress,
+    client,
+    amplitude,
+    bundlePath,
+    launch,
+    workerNodeArgs: WORKER_NODE_ARGS,
+    tag: randomUUID().slice(0, 8),
+    log,
+  };
+  const label = (kind: string, rows: number): string => `${kind}-${rows >= 1e6 ? `${rows / 1e6}m` : `${rows / 1e3}k`}`;
+  try {
+    const users = await runScenario(ctx, {
+      label: label('users', plan.e2eRows),
+      kind: 'users',
+      rows: plan.e2eRows,
+      workers: 1,
+      changedRun: true,
+    });
+    const events = await runScenario(ctx, {
+      label: label('events', plan.e2eRows),
+      kind: 'events',
+      rows: plan.e2eRows,
+      workers: 1,
+      changedRun: true,
+    });
+    const usersDefaultHeap = await runScenario(ctx, {
+      label: `${label('users', plan.e2eRows)}-default-heap`,
+      kind: 'users',
+      rows: plan.e2eRows,
+      workers: 1,
+      changedRun: true,
+      workerNodeArgs: [],
+    });
+
+    const sides = await runSendComparison({
+      launch: launch([]),
+      amplitude,
+      rows: plan.sendRows,
+      sdkRows: plan.sdkRows,
+      sides: SIDES,
+      log,
+    });
+
+    const scaling: ScenarioFigures[] = [];
+    const skipped: string[] = [];
+    for (const rows of plan.scalingRows) {
+      if (rows === plan.e2eRows) {
+        scaling.push(users);
+        continue;
+      }
+      if (rows >= 5_000_000) {
+        const perRun = users.full.wallSeconds + (users.changed?.wallSeconds ?? 0);
+        const estimateMinutes = ((perRun * rows) / users.rows / 60) * 1.2;
+        if (!plan.fiveMillion || estimateMinutes > MAX_5M_MINUTES) {
+          skipped.push(
+            `${rows.toLocaleString('en-US')} users skipped: ` +
+              (plan.fiveMillion
+                ? `estimated ${Math.round(estimateMinutes)} minutes from the 1M run (limit ${MAX_5M_MINUTES})`
+                : 'not requested (--no-5m)'),
+          );
+          continue;
+        }
+      }
+      scaling.push(
+        await runScenario(ctx, { label: label('users', rows), kind: 'users', rows, workers: 1, changedRun: true }),
+      );
+    }
+    const twoWorkers = await runScenario(ctx, {
+      label: `${label('users', plan.twoWorkerRows)}-2-workers`,
+      kind: 'users',
+      rows: plan.twoWorkerRows,
+      workers: 2,
+      changedRun: true,
+    });
+
+    let bigquery: BigQueryFigures | { error: string };
+    try {
+      bigquery = await measureBigQueryEmulator(plan.bigqueryRows, log);
+    } catch (err) {
+      bigquery = { error: err instanceof Error ? err.message : String(err) };
+      log(`BigQuery emulator not measured: ${bigquery.error}`);
+    }
+
+    machine.loadAverageAtEnd = os.loadavg().map((n) => Math.round(n * 100) / 100);
+    const defaults = optionsSchema.parse({});
+    const partial: Omit<BenchReport, 'targets'> = {
+      mode: plan.mode,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      minutes: Math.round((Date.now() - started) / 6000) / 10,
+      machine,
+      defaults: {
+        chunkSize: defaults.chunkSize,
+        batchSize: defaults.batchSize,
+        concurrency: defaults.concurrency,
+        pageSize: PAGE_SIZE_ROWS,
+      },
+      workerNodeArgs: WORKER_NODE_ARGS,
+      e2e: { users, events, usersDefaultHeap },
+      send: { rows: plan.sendRows, sdkRows: plan.sdkRows, sides },
+      scaling: { users: scaling, twoWorkers, skipped },
+      bigquery,
+    };
+    writeReport(partial);
+  } finally {
+    await amplitude.stop();
+    await client.close();
+    fs.rmSync(bundlePath, { force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

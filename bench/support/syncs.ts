@@ -1,0 +1,58 @@
+/** The benchmark's two syncs (users and page-view events), shared by the end-to-end runs and the send comparison. */
+import { syncSchema, type SyncConfig, type SyncConfigInput } from '../../src/config/schema';
+import { benchModel, type BenchModelKind } from './generated-source';
+
+/** Env var the sync's Amplitude key is resolved from. */
+export const BENCH_API_KEY_ENV = 'BENCH_AMPLITUDE_KEY';
+
+/** Where a benchmark sync reads and writes. */
+export interface BenchSyncOptions {
+  id: string;
+  kind: BenchModelKind;
+  rows: number;
+  revision: number;
+  /** Base URL of the Amplitude emulator. */
+  amplitudeUrl: string;
+}
+
+/** A sync over a generated model with ampsync's default options (so tuning a default shows in the figures). */
+export function benchSync(options: BenchSyncOptions): SyncConfig {
+  const common = {
+    id: options.id,
+    source: { project: 'bench' },
+    model: benchModel({ kind: options.kind, rows: options.rows, revision: options.revision }),
+    destination: { apiKey: { env: BENCH_API_KEY_ENV }, baseUrl: options.amplitudeUrl },
+  };
+  const input: SyncConfigInput =
+    options.kind === 'users'
+      ? {
+          ...common,
+          object: 'users',
+          key: 'user_id',
+          mappings: [
+            { from: 'user_id', to: 'user_id' },
+            { from: 'plan', to: 'user_properties.plan' },
+            { from: 'lifetime_value', to: 'user_properties.lifetime_value' },
+            { from: 'trial_ends_at', to: 'user_properties.trial_ends_at' },
+            { from: 'activated_on', to: 'user_properties.activated_on', op: '$setOnce' },
+            { from: 'sessions_30d', to: 'user_properties.sessions_30d' },
+            { from: 'email_domain', to: 'user_properties.email_domain' },
+            { from: 'account_id', to: 'groups.account' },
+          ],
+        }
+      : {
+          ...common,
+          object: 'events',
+          key: 'event_id',
+          mappings: [
+            { from: 'user_id', to: 'user_id' },
+            { constant: 'Page Viewed', to: 'event_type' },
+            { from: 'occurred_at', to: 'time' },
+            { from: 'path', to: 'event_properties.path' },
+            { from: 'referrer', to: 'event_properties.referrer' },
+            { from: 'plan', to: 'event_properties.plan' },
+            { from: 'duration_ms', to: 'event_properties.duration_ms' },
+          ],
+        };
+  return syncSchema.parse(input);
+}

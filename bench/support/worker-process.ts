@@ -1,0 +1,52 @@
+/**
+ * A real ampsync worker alone in its own process, so its peak RSS is its own: `node --import tsx worker-process.ts`.
+ * Models come from GeneratedSource; the workflow bundle is prebuilt by the parent (no webpack in this process).
+ * Prints `@ready {"pid":N}` once polling; SIGTERM shuts it down gracefully.
+ *
+ * Environment: BENCH_TEMPORAL_ADDRESS, BENCH_TASK_QUEUE, BENCH_STATE (state store URL), BENCH_BUNDLE (path of the
+ * workflow bundle), BENCH_MAX_ACTIVITIES (concurrent activities, default the worker's).
+ */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { createAmpsyncWorker } from '../../src/worker/worker';
+import { GeneratedSource } from './generated-source';
+
+/** A required variable of the worker's environment is missing. */
+export class BenchWorkerEnvError extends Error {
+  override readonly name = 'BenchWorkerEnvError';
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new BenchWorkerEnvError(`${name} is not set`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  Runtime.install({
+    logger: new DefaultLogger('WARN', (entry) => process.stderr.write(`[worker ${entry.level}] ${entry.message}\n`)),
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
+  });
+  const generated = new GeneratedSource();
+  const maxActivities = process.env.BENCH_MAX_ACTIVITIES;
+  const w = await createAmpsyncWorker({
+    address: required('BENCH_TEMPORAL_ADDRESS'),
+    taskQueue: required('BENCH_TASK_QUEUE'),
+    state: required('BENCH_STATE'),
+    sourceFor: () => generated,
+    payloadCodec: null,
+    shutdownGraceTimeMs: 5_000,
+    ...(maxActivities !== undefined ? { maxConcurrentActivities: Number(maxActivities) } : {}),
+    workerOptions: { workflowBundle: { codePath: required('BENCH_BUNDLE') } },
+  });
+  const stop = (): void => void w.shutdown();
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  const running = w.run();
+  process.stdout.write(`@ready ${JSON.stringify({ pid: process.pid })}\n`);
+  await running;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench worker failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
