@@ -2,7 +2,7 @@
  * The I/O steps of a sync. Built by a factory with injected collaborators (source, sender, state store), so
  * tests pass real or fake implementations of the same interfaces.
  */
-import { Context } from '@temporalio/activity';
+import { activityContext } from '../src/temporal/activity-context';
 import type { SourceConfig, SyncConfig } from '../src/config/schema';
 import type { StateStore } from '../src/state/types';
 import { defaultMaxListeners, setMaxListeners } from 'node:events';
@@ -57,15 +57,6 @@ const DEFAULT_PAGE_SIZE = 10_000;
 const MAX_THROTTLED_IDS = 20;
 /** Batches of one chunk sent at once (a chunk of 10,000 rows in batches of 1,000 has 10). */
 const MAX_BATCHES_IN_FLIGHT_PER_CHUNK = 16;
-
-/** The activity context, or undefined when an activity is called directly (e.g. in a test). */
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
 
 /** Starts reading a page; a failure surfaces when the page is awaited (never as an unhandled rejection). */
 function prefetch(source: Source, position: SourcePosition, pageSize: number): Promise<SourcePage> {

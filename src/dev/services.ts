@@ -392,3 +392,26 @@ export function serviceStatus(options: ServicesOptions = {}): Record<ServiceName
     postgres: runningPid(r, 'postgres'),
   };
 }
+
+/** `up | down | status`, as `ampsync dev` and `npm run services` run it; prints to `print`, logs to `log`. */
+export async function servicesCommand(
+  verb: string,
+  print: (line: string) => void,
+  log: (line: string) => void,
+): Promise<void> {
+  if (verb === 'up') {
+    const e = await startServices({ log });
+    print(
+      `Temporal ${e.temporalAddress} (UI ${e.temporalUiUrl}) · BigQuery emulator ${e.bigqueryEndpoint} · PostgreSQL ${e.postgresUrl}`,
+    );
+  } else if (verb === 'down') {
+    if ((await stopServices({ log })).length === 0) log('nothing was running');
+  } else if (verb === 'status') {
+    for (const [name, pid] of Object.entries(serviceStatus())) {
+      print(`${name.padEnd(9)} ${pid === undefined ? 'stopped' : `running (pid ${pid})`}`);
+    }
+    print(`Temporal UI: ${endpointsFor().temporalUiUrl}`);
+  } else {
+    throw new ServiceStartError(`unknown verb "${verb}": use up, down or status`);
+  }
+}

@@ -3,7 +3,7 @@
  * and cached per source / destination. Secrets are resolved here, on the worker, never passed through Temporal.
  */
 import * as path from 'node:path';
-import { Context } from '@temporalio/activity';
+import { activityContext } from '../temporal/activity-context';
 import type { ActivityDeps, BatchSender } from '../../activities/sync-activities';
 import { packBatches, packLimitsFor } from '../amplitude/batches';
 import { createAmplitudeSender, type AmplitudeSender } from '../amplitude/client';
@@ -31,14 +31,6 @@ export interface ActivityDepsOptions {
 
 export interface OwnedActivityDeps extends ActivityDeps {
   close(): Promise<void>;
-}
-
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
 }
 
 /** The default state location: the embedded SQLite file in the data folder. */
