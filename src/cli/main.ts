@@ -4,6 +4,8 @@
  */
 import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { ServiceStartError, servicesCommand } from '../dev/services';
+import { createAmpsyncWorker } from '../worker/worker';
 import { SingleBar, Presets } from 'cli-progress';
 import { ConfigError, SecretError, findSync, loadSyncsFile, type SyncsFile } from '../config/load';
 import { CODEC_ENV, CodecKeyError, codecFromEnv } from '../temporal/codec';
@@ -150,7 +152,6 @@ program
   .description('run a worker that executes syncs (any number of syncs per worker)')
   .option('--max-activities <n>', 'activities run at once', (v) => Number(v))
   .action(async (opts: { maxActivities?: number }) => {
-    const { createAmpsyncWorker } = await import('../worker/worker');
     const g = globals();
     const w = await createAmpsyncWorker({
       taskQueue: g.taskQueue,
@@ -414,21 +415,13 @@ program
   .command('dev <verb>')
   .description('local services for trying ampsync: up | down | status')
   .action(async (verb: string) => {
-    const services = await import('../dev/services');
-    const log = (line: string): void => console.error(`[services] ${line}`);
-    if (verb === 'up') {
-      const e = await services.startServices({ log });
-      console.log(
-        `Temporal ${e.temporalAddress} (UI ${e.temporalUiUrl}) · BigQuery emulator ${e.bigqueryEndpoint} · PostgreSQL ${e.postgresUrl}`,
-      );
-    } else if (verb === 'down') {
-      await services.stopServices({ log });
-    } else if (verb === 'status') {
-      for (const [name, pid] of Object.entries(services.serviceStatus()))
-        console.log(`${name.padEnd(9)} ${pid === undefined ? 'stopped' : `running (pid ${pid})`}`);
-    } else {
-      throw new CliExit(`unknown verb "${verb}": use up, down or status`, EXIT.input);
-    }
+    await servicesCommand(
+      verb,
+      (line) => console.log(line),
+      (line) => console.error(`[services] ${line}`),
+    ).catch((err: unknown) => {
+      throw err instanceof ServiceStartError ? new CliExit(err.message, EXIT.input) : err;
+    });
   });
 
 function redactUrl(url: string): string {

@@ -1,5 +1,5 @@
 /** The `ampsync` command as a user runs it: a subprocess, its output and its exit code. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -160,4 +160,22 @@ test('reset forgets what was delivered, so the next run sends every row', async 
   expect(reset.stdout).toMatch(/forgot \d+ delivered keys/);
   const ran = await ampsync('run', syncId(), '--no-progress');
   expect(ran.stdout).toMatch(/changed 1200 \(new 1200\)/);
+});
+
+test('worker starts polling and stops gracefully on SIGINT', async () => {
+  const child = spawn(
+    process.execPath,
+    [BIN, '--state', state, '--task-queue', `${harness.taskQueue}-w`, '--address', services.temporalAddress, 'worker'],
+    {
+      env: { ...process.env, NODE_OPTIONS: '' },
+    },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 600 && !stderr.includes('ampsync worker polling task queue'); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  expect(stderr).toContain(`ampsync worker polling task queue "${harness.taskQueue}-w"`);
+  child.kill('SIGINT');
+  expect(await exited).toBe(0);
 });
