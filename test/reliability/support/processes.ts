@@ -153,6 +153,17 @@ export class WorkerProcess {
   }
 }
 
+const START_ATTEMPTS = 3;
+
+/** The private dev server exited while starting; the message leads with its panic or error line. */
+class EarlyExit extends Error {
+  constructor(code: number, log: string) {
+    const cause = log.split('\n').find((l) => /^(panic|Error|fatal error):|level=ERROR/.test(l)) ?? '';
+    super(`private Temporal server exited (${code}) while starting: ${cause}\n${log.slice(-1500)}`);
+    this.name = 'EarlyExit';
+  }
+}
+
 /** A Temporal dev server of the test's own (free ports, SQLite file), which the test may kill and restart. */
 export class PrivateTemporal {
   private child: ChildProcess | undefined;
@@ -163,17 +174,44 @@ export class PrivateTemporal {
     readonly dbFile: string,
   ) {}
 
+  /**
+   * Starts on a free port. The dev server picks its internal ports (HTTP, history, matching, worker) itself
+   * between probing and binding them, so on a busy machine another process can take one first and the server
+   * panics at start: that is retried on a fresh port, and the panic is named if every attempt fails.
+   */
   static async start(dir: string): Promise<PrivateTemporal> {
-    const server = new PrivateTemporal(await freePort(), path.join(dir, 'temporal.db'));
-    await server.startProcess();
-    return server;
+    const dbFile = path.join(dir, 'temporal.db');
+    for (let attempt = 1; ; attempt++) {
+      const server = new PrivateTemporal(await freePort(), dbFile);
+      try {
+        await server.startProcess();
+        return server;
+      } catch (err) {
+        if (!(err instanceof EarlyExit) || attempt >= START_ATTEMPTS) throw err;
+        fs.rmSync(dbFile, { force: true });
+      }
+    }
   }
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
   }
 
+  /** (Re)starts the server on its port and database file; an early exit (see start) is tried again. */
   async startProcess(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.spawnAndWait();
+        return;
+      } catch (err) {
+        if (!(err instanceof EarlyExit) || attempt >= START_ATTEMPTS) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
+  private async spawnAndWait(): Promise<void> {
+    this.log = '';
     const bin = toolPaths().temporal;
     if (!fs.existsSync(bin))
       throw new Error(`the Temporal CLI is not installed at "${bin}": run scripts/install-tools.sh`);
@@ -187,8 +225,7 @@ export class PrivateTemporal {
     this.child = child;
     const deadline = Date.now() + 90_000;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null)
-        throw new Error(`private Temporal server exited (${child.exitCode}): ${this.log.slice(-1500)}`);
+      if (child.exitCode !== null) throw new EarlyExit(child.exitCode, this.log);
       const healthy = await execFileAsync(bin, ['operator', 'cluster', 'health', '--address', this.address], {
         timeout: 5000,
       })
