@@ -119,7 +119,10 @@ describe.each(['/2/httpapi', '/batch'] as const)('the official SDK against %s', 
 describe('the official SDK reacting to faults', () => {
   it('400: drops the indexed events and re-sends the rest', async () => {
     const sdk = createInstance();
-    await sdk.init(API_KEY, sdkOptions('/2/httpapi', { flushIntervalMillis: 20 })).promise;
+    // the 4th event fills the queue and flushes all four in one request (a short timer could fire after 2 of them
+    // on a loaded machine); the retry of the rest waits for the next scheduled flush
+    const options = sdkOptions('/2/httpapi', { flushIntervalMillis: 1000, flushQueueSize: 4 });
+    await sdk.init(API_KEY, options).promise;
     const results = await Promise.all([
       sdk.track('Valid', undefined, { user_id: 'sdk-user-1' }).promise,
       sdk.track('Short Id', undefined, { user_id: 'abc' }).promise,
