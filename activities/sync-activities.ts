@@ -8,7 +8,8 @@ import type { StateStore } from '../src/state/types';
 import { defaultMaxListeners, setMaxListeners } from 'node:events';
 import { setImmediate } from 'node:timers/promises';
 import type {
-  MappedRow,
+  BuiltPayload,
+  DiffRow,
   RowMapper,
   RowOutcome,
   RowRejection,
@@ -16,6 +17,7 @@ import type {
   SourceField,
   SourcePage,
   SourcePosition,
+  SourceRow,
   StagedRow,
 } from '../src/sync/types';
 import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
@@ -141,14 +143,21 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         while (reading !== undefined) {
           const page = await reading;
           reading = isExhausted(page.next) ? undefined : prefetch(source, page.next, pageSize);
-          const rows: MappedRow[] = [];
+          // every row is fingerprinted; only the rows the store stages (new or changed) are mapped, by `build`
+          const rows: DiffRow[] = [];
+          const sourceRows: SourceRow[] = [];
           const rejected: RowRejection[] = [];
           for (const row of page.rows) {
-            const mapped = mapper.map(row);
-            if (mapped.ok) rows.push({ key: mapped.key, hash: mapped.hash, payload: mapped.payload });
-            else rejected.push({ key: mapped.key, reason: mapped.reason, stage: mapped.stage });
+            const fingerprint = mapper.fingerprint(row);
+            if (!fingerprint.ok) {
+              rejected.push({ key: fingerprint.key, reason: fingerprint.reason, stage: fingerprint.stage });
+              continue;
+            }
+            rows.push({ key: fingerprint.key, hash: fingerprint.hash });
+            sourceRows.push(row);
           }
-          await deps.state.stagePage({ syncId: sync.id, runId, rows, rejected, cursor: page.next });
+          const build = (index: number): BuiltPayload => mapper.build(sourceRows[index] as SourceRow);
+          await deps.state.stagePage({ syncId: sync.id, runId, rows, rejected, build, cursor: page.next });
           activityContext()?.heartbeat({ page: page.next.page, rowsRead: page.next.rowsRead });
           // mapping and staging are synchronous: let timers, heartbeats and workflow tasks through between pages
           await setImmediate();

@@ -4,11 +4,24 @@
  *
  *   const mapper = compileMapper(sync, { schema });
  *   const result = mapper.map({ user_id: 'u-123', plan: 'pro' }); // { ok: true, key: 'u-123', hash, payload }
+ *
+ * A row's hash is its fingerprint: a hash of the mapped columns' values and of the mapping, computed without
+ * building the payload (the payload is a function of exactly those). The diff compares fingerprints, so a run
+ * maps only the rows that changed; a change to the mapping changes every fingerprint, and every row is sent again.
  */
 import type { Mapping, PropertyOperation, SpecialField, SyncConfig } from '../config/schema';
 import { SPECIAL_FIELDS } from '../config/schema';
-import { canonicalJson, hashText, NonJsonValueError } from '../diff/canonical';
-import type { MapResult, RowMapper, SourceField, SourceRow, SourceValue } from '../sync/types';
+import { canonicalJson, fingerprintText, hashText, NonJsonValueError } from '../diff/canonical';
+import type {
+  BuiltPayload,
+  FingerprintResult,
+  MapResult,
+  RowMapper,
+  RowRejection,
+  SourceField,
+  SourceRow,
+  SourceValue,
+} from '../sync/types';
 import type { Coercer } from './coerce';
 import { coercerFor, Invalid, toAddend, toGroupValue } from './coerce';
 import { apiForSync } from './endpoints';
@@ -50,6 +63,12 @@ export const GROUP_OPERATIONS: ReadonlySet<PropertyOperation> = new Set<Property
   '$unset',
 ]);
 
+/**
+ * Goes into every fingerprint. Bump it when a change to the mapping or validation code changes the payload the
+ * same row and config produce: the next run of every sync then sends every row again.
+ */
+const FINGERPRINT_VERSION = 1;
+
 /** Value Amplitude's `$unset` takes. */
 const UNSET_VALUE = '-';
 
@@ -58,6 +77,8 @@ export interface CompileMapperOptions {
   /** The model's result schema: when given, missing columns fail at compile time instead of on the first row. */
   schema?: SourceField[];
 }
+
+type KeyRejection = { ok: false } & RowRejection;
 
 /** The wire shape a sync produces. */
 /**
@@ -100,59 +121,106 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
     kind: shape === 'event' || shape === 'synthetic-event' ? 'event' : shape === 'group' ? 'group' : 'identify',
   };
 
-  const reject = (key: string | null, reason: string): MapResult => ({ ok: false, key, reason, stage: 'validation' });
+  const reject = (key: string | null, reason: string): KeyRejection => ({
+    ok: false,
+    key,
+    reason,
+    stage: 'validation',
+  });
+  /** The row's key as text, or why it has none. */
+  const keyOf = (row: SourceRow): string | KeyRejection => {
+    const rawKey = row[sync.key];
+    if (rawKey === undefined) throw missingColumns(sync, columns, Object.keys(row));
+    if (rawKey === null) return reject(null, `NULL value in key column "${sync.key}"`);
+    if (typeof rawKey === 'object') {
+      return reject(null, `key column "${sync.key}" holds ${Array.isArray(rawKey) ? 'an array' : 'an object'}`);
+    }
+    return String(rawKey);
+  };
+
+  // what the payload is made of besides the row: the mapping, its options and the code's version
+  const { api, nullPolicy, longStrings, minIdLength, syntheticEvent } = sync.options;
+  const mappingPrefix = `${hashText(
+    canonicalJson({
+      version: FINGERPRINT_VERSION,
+      sync: sync.id,
+      object: sync.object,
+      key: sync.key,
+      groupType: sync.groupType ?? null,
+      mappings: sync.mappings,
+      options: { api: api ?? null, nullPolicy, longStrings, minIdLength, syntheticEvent: syntheticEvent ?? null },
+    }),
+  )}\u001f`;
+  const inputColumns = [...new Set(columns)];
+  const values: SourceValue[] = new Array<SourceValue>(inputColumns.length);
+  const fingerprintOf = (row: SourceRow): string => {
+    for (let i = 0; i < inputColumns.length; i++) {
+      const value = row[inputColumns[i] as string];
+      if (value === undefined) throw missingColumns(sync, columns, Object.keys(row));
+      values[i] = value;
+    }
+    return hashText(mappingPrefix + fingerprintText(values));
+  };
 
   return {
+    fingerprint(row: SourceRow): FingerprintResult {
+      const key = keyOf(row);
+      if (typeof key !== 'string') return key;
+      return { ok: true, key, hash: fingerprintOf(row) };
+    },
+
     map(row: SourceRow): MapResult {
-      const rawKey = row[sync.key];
-      if (rawKey === undefined) throw missingColumns(sync, columns, Object.keys(row));
-      if (rawKey === null) return reject(null, `NULL value in key column "${sync.key}"`);
-      if (typeof rawKey === 'object') {
-        return reject(null, `key column "${sync.key}" holds ${Array.isArray(rawKey) ? 'an array' : 'an object'}`);
-      }
-      const key = String(rawKey);
+      const key = keyOf(row);
+      if (typeof key !== 'string') return key;
+      const built = buildFor(row, key);
+      return built.ok ? { ok: true, key, hash: fingerprintOf(row), payload: built.payload } : built;
+    },
 
-      const out: Record<string, unknown> = {};
-      if (shape === 'identify-event') out.event_type = '$identify';
-      if (shape === 'synthetic-event') {
-        out.event_type = sync.options.syntheticEvent;
-        out.session_id = -1;
-      }
-      if (shape === 'group') {
-        out.group_type = sync.groupType;
-        out.group_value = key;
-      }
-      for (const step of steps) {
-        const value = step.column === undefined ? step.constant : row[step.column];
-        if (value === undefined) throw missingColumns(sync, columns, Object.keys(row));
-        const problem = apply(out, step, value, unsetNulls);
-        if (problem !== null) return reject(key, problem);
-      }
-
-      const problem = validatePayload(out, validation);
-      if (problem !== null) return reject(key, problem);
-      let payload: string;
-      try {
-        if (shape === 'event') {
-          out.insert_id = hashText(`${sync.id}\u001f${key}`);
-          payload = canonicalJson(out);
-        } else if (shape === 'identify-event' || shape === 'synthetic-event') {
-          // A changed profile gets a new insert_id (not deduped away); a retried one keeps it.
-          payload = canonicalWithInsertId(out, (content) =>
-            hashText(`${sync.id}\u001f${key}\u001f${hashText(content)}`),
-          );
-        } else {
-          payload = canonicalJson(out);
-        }
-      } catch (err) {
-        if (err instanceof NonJsonValueError) return reject(key, err.message);
-        throw err;
-      }
-      const tooLarge = payloadSizeProblem(payload);
-      if (tooLarge !== null) return reject(key, tooLarge);
-      return { ok: true, key, hash: hashText(payload), payload };
+    build(row: SourceRow): BuiltPayload {
+      const key = keyOf(row);
+      return typeof key === 'string' ? buildFor(row, key) : key;
     },
   };
+
+  function buildFor(row: SourceRow, key: string): BuiltPayload {
+    const out: Record<string, unknown> = {};
+    if (shape === 'identify-event') out.event_type = '$identify';
+    if (shape === 'synthetic-event') {
+      out.event_type = sync.options.syntheticEvent;
+      out.session_id = -1;
+    }
+    if (shape === 'group') {
+      out.group_type = sync.groupType;
+      out.group_value = key;
+    }
+    for (const step of steps) {
+      const value = step.column === undefined ? step.constant : row[step.column];
+      if (value === undefined) throw missingColumns(sync, columns, Object.keys(row));
+      const problem = apply(out, step, value, unsetNulls);
+      if (problem !== null) return reject(key, problem);
+    }
+
+    const problem = validatePayload(out, validation);
+    if (problem !== null) return reject(key, problem);
+    let payload: string;
+    try {
+      if (shape === 'event') {
+        out.insert_id = hashText(`${sync.id}\u001f${key}`);
+        payload = canonicalJson(out);
+      } else if (shape === 'identify-event' || shape === 'synthetic-event') {
+        // A changed profile gets a new insert_id (not deduped away); a retried one keeps it.
+        payload = canonicalWithInsertId(out, (content) => hashText(`${sync.id}\u001f${key}\u001f${hashText(content)}`));
+      } else {
+        payload = canonicalJson(out);
+      }
+    } catch (err) {
+      if (err instanceof NonJsonValueError) return reject(key, err.message);
+      throw err;
+    }
+    const tooLarge = payloadSizeProblem(payload);
+    if (tooLarge !== null) return reject(key, tooLarge);
+    return { ok: true, payload };
+  }
 }
 
 /**

@@ -22,11 +22,36 @@ function describe(value: unknown): string {
 
 /** Serialises `value` canonically; throws NonJsonValueError naming the path of a NaN/Infinity/bigint. */
 export function canonicalJson(value: unknown, path = '$'): string {
+  return canonical(value, path, false);
+}
+
+/**
+ * The canonical text of a list of values, for fingerprints: canonicalJson, but total — a value JSON cannot carry
+ * (NaN, ±Infinity, a bigint...) is written as a tagged string instead of throwing, so the row still gets a stable
+ * fingerprint of its own (its mapping then rejects it). Lists of plain scalars, the common case, take a fast path.
+ */
+export function fingerprintText(values: readonly unknown[]): string {
+  for (const v of values) {
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
+    if (typeof v === 'number' && Number.isFinite(v)) continue;
+    return canonical(values, '$', true);
+  }
+  // for finite numbers, strings, booleans and null JSON.stringify writes exactly what canonicalJson does (-0 as 0)
+  return JSON.stringify(values);
+}
+
+/** A value JSON cannot carry: an error, or (lenient) a tagged string. */
+function notJson(value: unknown, path: string, lenient: boolean): string {
+  if (!lenient) throw new NonJsonValueError(path, value);
+  return JSON.stringify(`\u0000${typeof value}:${String(value)}`);
+}
+
+function canonical(value: unknown, path: string, lenient: boolean): string {
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
     case 'number':
-      if (!Number.isFinite(value)) throw new NonJsonValueError(path, value);
+      if (!Number.isFinite(value)) return notJson(value, path, lenient);
       return Object.is(value, -0) ? '0' : JSON.stringify(value);
     case 'boolean':
       return value ? 'true' : 'false';
@@ -37,12 +62,12 @@ export function canonicalJson(value: unknown, path = '$'): string {
         for (let i = 0; i < value.length; i++) {
           if (i > 0) out += ',';
           const item: unknown = value[i];
-          out += item === undefined ? 'null' : canonicalJson(item, `${path}[${i}]`);
+          out += item === undefined ? 'null' : canonical(item, `${path}[${i}]`, lenient);
         }
         return out + ']';
       }
       if (value instanceof Date) {
-        if (Number.isNaN(value.getTime())) throw new NonJsonValueError(path, value);
+        if (Number.isNaN(value.getTime())) return notJson(value, path, lenient);
         return JSON.stringify(value.toISOString());
       }
       const obj = value as Record<string, unknown>;
@@ -54,12 +79,12 @@ export function canonicalJson(value: unknown, path = '$'): string {
         if (v === undefined) continue;
         if (!first) out += ',';
         first = false;
-        out += JSON.stringify(k) + ':' + canonicalJson(v, `${path}.${k}`);
+        out += JSON.stringify(k) + ':' + canonical(v, `${path}.${k}`, lenient);
       }
       return out + '}';
     }
     default:
-      throw new NonJsonValueError(path, value);
+      return notJson(value, path, lenient);
   }
 }
 

@@ -5,9 +5,10 @@
  *
  * What a store stages (the rule both stores' SQL implements): a key seen once on the page, with a mapped row,
  * that was never delivered — or, in upsert mode, was delivered with another hash. A key twice on the page is
- * left unstaged: finishExtract rejects it as a duplicate.
+ * left unstaged: finishExtract rejects it as a duplicate. A staged row without a payload is built then (only
+ * changed rows are mapped); one its build rejects is recorded as rejected instead of staged.
  */
-import type { MappedRow, RowRejection } from '../sync/types';
+import type { BuiltPayload, DiffRow, MappedRow, RowRejection } from '../sync/types';
 import type { StagePageResult } from './types';
 
 /** One distinct key of a page. */
@@ -18,7 +19,9 @@ export interface PageEntry {
   /** Of `seen`, rows that mapped (rejected rows count as seen so the key is neither new nor gone). */
   valid: number;
   /** The key's first mapped row, or null when every row with the key was rejected. */
-  row: MappedRow | null;
+  row: DiffRow | null;
+  /** Index of `row` in the page's rows (what `build` is called with). */
+  index: number;
 }
 
 /** Keys the store staged from a page, each with whether it had been delivered before (changed) or not (new). */
@@ -36,14 +39,25 @@ export interface PagePositions {
   result: StagePageResult;
   /** The next staging sequence number after this page. */
   nextPos: number;
+  /** Staged keys whose payload could not be built: rejected, not staged (their entries are marked invalid). */
+  rejected: RowRejection[];
+}
+
+/** A page row without a payload, and nothing to build it with: a caller's mistake, never retried. */
+export class MissingPayloadError extends Error {
+  override readonly name = 'MissingPayloadError';
+  constructor(readonly key: string) {
+    super(`the staged row with key "${key}" has no payload and the page no build function`);
+  }
 }
 
 /** The page's distinct keys: mapped rows first, in model order, then keys only rejected rows carry. */
-export function summarizePage(rows: readonly MappedRow[], rejected: readonly RowRejection[]): PageEntry[] {
+export function summarizePage(rows: readonly DiffRow[], rejected: readonly RowRejection[]): PageEntry[] {
   const byKey = new Map<string, PageEntry>();
-  for (const row of rows) {
+  for (let index = 0; index < rows.length; index++) {
+    const row = rows[index] as DiffRow;
     const entry = byKey.get(row.key);
-    if (entry === undefined) byKey.set(row.key, { key: row.key, seen: 1, valid: 1, row });
+    if (entry === undefined) byKey.set(row.key, { key: row.key, seen: 1, valid: 1, row, index });
     else {
       entry.seen += 1;
       entry.valid += 1;
@@ -52,34 +66,68 @@ export function summarizePage(rows: readonly MappedRow[], rejected: readonly Row
   for (const r of rejected) {
     if (r.key === null) continue;
     const entry = byKey.get(r.key);
-    if (entry === undefined) byKey.set(r.key, { key: r.key, seen: 1, valid: 0, row: null });
+    if (entry === undefined) byKey.set(r.key, { key: r.key, seen: 1, valid: 0, row: null, index: -1 });
     else entry.seen += 1;
   }
   return [...byKey.values()];
 }
 
 /** Whether an entry may be staged at all: one mapped row, and no rejected row, with that key on the page. */
-export function isStageable(entry: PageEntry): entry is PageEntry & { row: MappedRow } {
+export function isStageable(entry: PageEntry): entry is PageEntry & { row: DiffRow } {
   return entry.seen === 1 && entry.valid === 1 && entry.row !== null;
 }
 
-/** Numbers the staged rows in model order from `firstPos`, and counts the page. */
-export function positionPage(entries: readonly PageEntry[], staged: StagedKeys, firstPos: number): PagePositions {
+/**
+ * Numbers the staged rows in model order from `firstPos`, building the payloads they lack, and counts the page.
+ * An entry whose build is rejected is marked invalid (`valid` 0, no row): the store records it as rejected.
+ */
+export function positionPage(
+  entries: readonly PageEntry[],
+  staged: StagedKeys,
+  firstPos: number,
+  build?: (index: number) => BuiltPayload,
+): PagePositions {
   const result: StagePageResult = { staged: 0, unchanged: 0, new: 0 };
   const rows: PositionedRow[] = [];
   const unchanged: string[] = [];
+  const rejected: RowRejection[] = [];
   let nextPos = firstPos;
   for (const entry of entries) {
-    if (!isStageable(entry)) continue;
+    const row = entry.row;
+    if (row === null || !isStageable(entry)) continue;
     const delivered = staged.get(entry.key);
     if (delivered === undefined) {
       unchanged.push(entry.key);
       continue;
     }
-    rows.push({ key: entry.key, hash: entry.row.hash, payload: entry.row.payload, pos: nextPos++ });
+    let payload = row.payload;
+    if (payload === undefined) {
+      if (build === undefined) throw new MissingPayloadError(entry.key);
+      const built = build(entry.index);
+      if (!built.ok) {
+        rejected.push({ key: entry.key, reason: built.reason, stage: built.stage });
+        (entry as PageEntry).valid = 0;
+        (entry as PageEntry).row = null;
+        continue;
+      }
+      payload = built.payload;
+    }
+    rows.push({ key: entry.key, hash: row.hash, payload, pos: nextPos++ });
     result.staged += 1;
     if (!delivered) result.new += 1;
   }
   result.unchanged = unchanged.length;
-  return { rows, unchanged, result, nextPos };
+  return { rows, unchanged, result, nextPos, rejected };
+}
+
+/** What a page adds to the run's counts, once its deferred payloads are built. */
+export function pageTally(
+  input: { rows: readonly DiffRow[]; rejected: readonly RowRejection[] },
+  plan: PagePositions,
+): { rows: number; rejected: number } & StagePageResult {
+  return {
+    rows: input.rows.length - plan.rejected.length,
+    rejected: input.rejected.length + plan.rejected.length,
+    ...plan.result,
+  };
 }

@@ -29,7 +29,7 @@ import {
 } from './describe';
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, StateConfigError, classifyDatabaseError } from './errors';
-import { isStageable, positionPage, summarizePage } from './page-plan';
+import { isStageable, pageTally, positionPage, summarizePage } from './page-plan';
 import type { PositionedRow } from './page-plan';
 import type {
   BeginRunInput,
@@ -330,7 +330,7 @@ export class PostgresStateStore implements StateStore {
           rowMode: 'array',
         });
         const delivered = new Map(found.rows);
-        const plan = positionPage(entries, delivered, run.next_pos);
+        const plan = positionPage(entries, delivered, run.next_pos, input.build);
         const others = entries.filter((e) => !isStageable(e) || delivered.has(e.key));
         if (others.length > 0) {
           await this.copyInto(c, `${t}.run_seen (run_no, page, key, seen, valid, was_synced, staged)`, others, (e) => [
@@ -357,7 +357,8 @@ export class PostgresStateStore implements StateStore {
             [run.run_no],
           );
         }
-        if (input.rejected.length > 0) {
+        const rejected = [...input.rejected, ...plan.rejected];
+        if (rejected.length > 0) {
           await c.query(
             `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
            SELECT $1, $2, r.key, r.reason, r.stage, $3
@@ -366,17 +367,13 @@ export class PostgresStateStore implements StateStore {
               syncId,
               runId,
               this.now(),
-              input.rejected.map((r) => r.key),
-              input.rejected.map((r) => r.reason),
-              input.rejected.map((r) => r.stage),
+              rejected.map((r) => r.key),
+              rejected.map((r) => r.reason),
+              rejected.map((r) => r.stage),
             ],
           );
         }
-        const counts = addPage(parseCounts(run.counts), {
-          rows: input.rows.length,
-          rejected: input.rejected.length,
-          ...plan.result,
-        });
+        const counts = addPage(parseCounts(run.counts), pageTally(input, plan));
         // the cursor only moves forward, even if an older attempt stages a page late
         const nextCursor = run.cursor !== null && run.cursor.page > cursor.page ? run.cursor : cursor;
         await c.query(

@@ -26,7 +26,7 @@ import {
 } from './describe';
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, StateConflictError, classifyDatabaseError } from './errors';
-import { isStageable, positionPage, summarizePage } from './page-plan';
+import { isStageable, pageTally, positionPage, summarizePage } from './page-plan';
 import type { PageEntry } from './page-plan';
 import type {
   BeginRunInput,
@@ -182,6 +182,8 @@ function prepareAll(db: Database.Database) {
        VALUES (@runNo, @page, @key, @seen, @valid, EXISTS (SELECT 1 FROM synced WHERE sync_id = @syncId AND key = @key), 0)`,
     ),
     stagedOfPage: s('SELECT key, was_synced FROM run_seen WHERE run_no = ? AND page = ? AND staged = 1'),
+    // a staged key whose payload could not be built: rejected, like a row that failed mapping
+    unseeStaged: s('UPDATE run_seen SET valid = 0, staged = 0 WHERE run_no = ? AND page = ? AND key = ?'),
     // a key staged on an earlier page too is a duplicate: finishExtract removes it
     insertRow: s(
       `INSERT INTO run_rows (run_no, pos, key, hash, payload) VALUES (?, ?, ?, ?, ?)
@@ -391,16 +393,16 @@ export class SqliteStateStore implements StateStore {
       >) {
         staged.set(key, delivered === 1);
       }
-      const plan = positionPage(entries, staged, run.next_pos);
+      const plan = positionPage(entries, staged, run.next_pos, input.build);
       for (const r of plan.rows) s.insertRow.run(run.run_no, r.pos, r.key, r.hash, r.payload);
       const at = this.now().toISOString();
       for (const r of input.rejected) s.insertRejected.run(syncId, runId, r.key, r.reason, r.stage, at);
+      for (const r of plan.rejected) {
+        s.unseeStaged.run(run.run_no, cursor.page, r.key);
+        s.insertRejected.run(syncId, runId, r.key, r.reason, r.stage, at);
+      }
 
-      const counts = addPage(parseCounts(run.counts), {
-        rows: input.rows.length,
-        rejected: input.rejected.length,
-        ...plan.result,
-      });
+      const counts = addPage(parseCounts(run.counts), pageTally(input, plan));
       const position = run.cursor === null ? null : (JSON.parse(run.cursor) as ExtractCursor['position']);
       // the cursor only moves forward, even if an older attempt stages a page late
       const nextCursor = position !== null && position.page > cursor.page ? position : cursor;

@@ -5,7 +5,8 @@
  */
 import type {
   DiffMode,
-  MappedRow,
+  BuiltPayload,
+  DiffRow,
   RowOutcome,
   RowRejection,
   RunCounts,
@@ -47,9 +48,15 @@ export interface ExtractCursor {
 export interface StagePageInput {
   syncId: string;
   runId: string;
-  rows: MappedRow[];
+  /** The page's rows with a usable key; a row without a payload is built with `build` if it is staged. */
+  rows: DiffRow[];
   /** Rows that failed mapping/validation on this page. */
   rejected: RowRejection[];
+  /**
+   * Builds the payload of `rows[index]`, called only for rows the store stages and only when the row has none.
+   * A row it rejects is recorded as rejected (with its reason) instead of staged.
+   */
+  build?: (index: number) => BuiltPayload;
   /** Position after this page; saved atomically with the page's rows. */
   cursor: ExtractCursor['position'];
 }

@@ -76,15 +76,26 @@ export interface Source {
   readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage>;
 }
 
-/** A row mapped to its Amplitude payload: the payload's canonical JSON is sent as is, and hashed for the diff. */
-export interface MappedRow {
+/**
+ * A model row as the diff sees it: its key and fingerprint. Its payload may be left out: a store asks
+ * `StagePageInput.build` for it only when it stages the row, so unchanged rows are never mapped.
+ */
+export interface DiffRow {
   /** The sync key's value, as text. */
   key: string;
-  /** Hash of `payload` (see src/diff/canonical.ts). */
+  /** The row's fingerprint (RowMapper.fingerprint): equal hashes mean an equal payload. */
   hash: string;
   /** Canonical JSON of the event / identification, without api_key. */
+  payload?: string;
+}
+
+/** A row mapped to its Amplitude payload: the payload's canonical JSON is sent as is. */
+export interface MappedRow extends DiffRow {
   payload: string;
 }
+
+/** A deferred payload, built: the payload, or why the row cannot be sent. */
+export type BuiltPayload = { ok: true; payload: string } | ({ ok: false } & RowRejection);
 
 /** A row that will not be sent, with the reason (and the key when it has one). */
 export interface RowRejection {
@@ -96,8 +107,20 @@ export interface RowRejection {
 
 export type MapResult = ({ ok: true } & MappedRow) | ({ ok: false } & RowRejection);
 
+/** The key and fingerprint of a model row, or why the row has no usable key. */
+export type FingerprintResult = ({ ok: true } & DiffRow) | ({ ok: false } & RowRejection);
+
 /** Turns model rows into Amplitude payloads for one sync. */
 export interface RowMapper {
+  /**
+   * The row's key and a hash of what its payload is made of (the mapped columns' values and the mapping itself),
+   * without building the payload: the diff compares it with the hash delivered last time, and only rows whose
+   * fingerprint changed are mapped. Rejects only a NULL or non-scalar key; the rest is validated by `map`.
+   */
+  fingerprint(row: SourceRow): FingerprintResult;
+  /** The row's payload (validated), or why it cannot be sent. */
+  build(row: SourceRow): BuiltPayload;
+  /** `fingerprint` and `build` in one: key, hash and payload, or why the row cannot be sent. */
   map(row: SourceRow): MapResult;
 }
 

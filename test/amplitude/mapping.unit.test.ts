@@ -1,13 +1,20 @@
 import { compileMapper } from '../../src/amplitude/mapping';
 import { MappingError } from '../../src/amplitude/errors';
 import { canonicalJson, hashText } from '../../src/diff/canonical';
-import type { MapResult, SourceField, SourceRow } from '../../src/sync/types';
+import type { MapResult, RowMapper, SourceField, SourceRow } from '../../src/sync/types';
 import { makeSync } from './support/sync';
 
 /** The payload of a successful mapping, parsed; fails the test with the reason otherwise. */
 function payloadOf(result: MapResult): Record<string, unknown> {
   if (!result.ok) throw new Error(`expected a payload, got rejection: ${result.reason}`);
   return JSON.parse(result.payload) as Record<string, unknown>;
+}
+
+/** The fingerprint of a row with a usable key. */
+function fingerprintHash(mapper: RowMapper, row: SourceRow): string {
+  const result = mapper.fingerprint(row);
+  if (!result.ok) throw new Error(`expected a fingerprint, got rejection: ${result.reason}`);
+  return result.hash;
 }
 
 function field(name: string, type = 'STRING'): SourceField {
@@ -42,8 +49,9 @@ describe('compileMapper: users', () => {
   });
   const row: SourceRow = { user_id: 'user-00001', device: 'dev-00001', plan: 'pro', country: 'DE', account: 42 };
 
-  it('maps a row to a $identify event for Batch, as canonical JSON with its hash', () => {
-    const result = compileMapper(sync).map(row);
+  it('maps a row to a $identify event for Batch, as canonical JSON with its fingerprint', () => {
+    const mapper = compileMapper(sync);
+    const result = mapper.map(row);
     const content = {
       event_type: '$identify',
       user_id: 'user-00001',
@@ -54,7 +62,7 @@ describe('compileMapper: users', () => {
     };
     const insertId = hashText(`users\u001fuser-00001\u001f${hashText(canonicalJson(content))}`);
     const payload = canonicalJson({ ...content, insert_id: insertId });
-    expect(result).toEqual({ ok: true, key: 'user-00001', hash: hashText(payload), payload });
+    expect(result).toEqual({ ok: true, key: 'user-00001', hash: fingerprintHash(mapper, row), payload });
     expect(payload).toBe(
       `{"country":"DE","device_id":"dev-00001","event_type":"$identify","groups":{"account":"42"},` +
         `"insert_id":"${insertId}","user_id":"user-00001","user_properties":{"$set":{"plan":"pro"}}}`,
@@ -248,7 +256,8 @@ describe('compileMapper: events', () => {
   };
 
   it('maps a row to an event with a deterministic insert_id from sync id and key', () => {
-    const result = compileMapper(sync).map(row);
+    const mapper = compileMapper(sync);
+    const result = mapper.map(row);
     const payload = canonicalJson({
       event_type: 'Order Completed',
       user_id: '123456',
@@ -259,7 +268,7 @@ describe('compileMapper: events', () => {
       groups: { account: ['acme', '7'] },
       insert_id: hashText('orders\u001fo-1'),
     });
-    expect(result).toEqual({ ok: true, key: 'o-1', hash: hashText(payload), payload });
+    expect(result).toEqual({ ok: true, key: 'o-1', hash: fingerprintHash(mapper, row), payload });
   });
 
   it('keeps the insert_id identical across runs and changes it with the key or sync', () => {
@@ -494,5 +503,74 @@ describe('compileMapper: synthetic event (options.syntheticEvent)', () => {
     expect(() => compileMapper(withGroup)).toThrow(MappingError);
     const unset = makeSync({ options: { syntheticEvent: 'Profile Updated', nullPolicy: 'unset' } });
     expect(() => compileMapper(unset)).toThrow(/cannot \$unset: use nullPolicy "skip"/);
+  });
+});
+
+describe('compileMapper: fingerprints', () => {
+  const sync = makeSync({
+    id: 'users',
+    object: 'users',
+    key: 'user_id',
+    mappings: [
+      { from: 'user_id', to: 'user_id' },
+      { from: 'plan', to: 'user_properties.plan' },
+      { from: 'ltv', to: 'user_properties.ltv' },
+      { from: 'traits', to: 'user_properties.traits' },
+    ],
+  });
+  const row: SourceRow = { user_id: 'user-00001', plan: 'pro', ltv: 12.5, traits: { b: 1, a: [true, null] } };
+  const hashOf = (r: SourceRow, s = sync): string => fingerprintHash(compileMapper(s), r);
+
+  it('gives equal rows the same fingerprint whatever their column or object-key order and unmapped columns', () => {
+    const reordered: SourceRow = { traits: { a: [true, null], b: 1 }, ltv: 12.5, plan: 'pro', user_id: 'user-00001' };
+    expect(hashOf(reordered)).toBe(hashOf(row));
+    expect(hashOf({ ...row, unmapped: 'anything' })).toBe(hashOf(row));
+    expect(hashOf({ ...row, ltv: -0 })).toBe(hashOf({ ...row, ltv: 0 }));
+  });
+
+  it('changes with any mapped value, nested ones included, and tells NULL from a missing operand', () => {
+    const base = hashOf(row);
+    for (const changed of [
+      { ...row, plan: 'enterprise' },
+      { ...row, ltv: 12.51 },
+      { ...row, ltv: '12.5' },
+      { ...row, plan: null },
+      { ...row, traits: { b: 1, a: [true, false] } },
+      { ...row, user_id: 'user-00002' },
+    ]) {
+      expect(hashOf(changed)).not.toBe(base);
+    }
+  });
+
+  it('changes with the mapping, its options and the sync, so a changed mapping sends every row again', () => {
+    const base = hashOf(row);
+    const withOp = makeSync({
+      ...sync,
+      mappings: sync.mappings.map((m) => (m.to === 'user_properties.plan' ? { ...m, op: '$setOnce' as const } : m)),
+    });
+    expect(hashOf(row, withOp)).not.toBe(base);
+    expect(hashOf(row, makeSync({ ...sync, options: { nullPolicy: 'unset' } }))).not.toBe(base);
+    expect(hashOf(row, makeSync({ ...sync, id: 'users-eu' }))).not.toBe(base);
+    // knobs that do not change a payload keep the fingerprint
+    expect(hashOf(row, makeSync({ ...sync, options: { chunkSize: 500, concurrency: 2 } }))).toBe(base);
+  });
+
+  it('fingerprints rows JSON cannot carry deterministically and apart, and map still rejects them', () => {
+    const nan = { ...row, ltv: Number.NaN };
+    const inf = { ...row, ltv: Number.POSITIVE_INFINITY };
+    expect(hashOf(nan)).toBe(hashOf({ ...nan }));
+    expect(new Set([hashOf(nan), hashOf(inf), hashOf(row)]).size).toBe(3);
+    expect(compileMapper(sync).map(nan)).toMatchObject({ ok: false, key: 'user-00001' });
+  });
+
+  it('rejects a NULL or non-scalar key as map does, and names a missing mapped column', () => {
+    const mapper = compileMapper(sync);
+    for (const bad of [null, { id: 1 }, [1]]) {
+      const fingerprint = mapper.fingerprint({ ...row, user_id: bad });
+      expect(fingerprint).toEqual(mapper.map({ ...row, user_id: bad }));
+      expect(fingerprint).toMatchObject({ ok: false, key: null, stage: 'validation' });
+    }
+    const { ltv: _ltv, ...missing } = row;
+    expect(() => mapper.fingerprint(missing)).toThrow(/column "ltv" not in the model/);
   });
 });

@@ -7,7 +7,16 @@ import { canonicalJson, hashText } from '../../src/diff/canonical';
 import { RunNotFoundError, StateConflictError } from '../../src/state/errors';
 import type { CommitChunkResult, FinishExtractResult, StagePageResult, StateStore } from '../../src/state/types';
 import { emptyCounts } from '../../src/sync/types';
-import type { DiffMode, MappedRow, RowOutcome, RowRejection, SourcePosition, StagedRow } from '../../src/sync/types';
+import type {
+  BuiltPayload,
+  DiffMode,
+  DiffRow,
+  MappedRow,
+  RowOutcome,
+  RowRejection,
+  SourcePosition,
+  StagedRow,
+} from '../../src/sync/types';
 
 /** Opens a new store (a new connection or pool) on the database shared by the file's tests. */
 export type StateStoreFactory = () => StateStore;
@@ -322,6 +331,56 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
         sampleRejections: [{ key: 'u001', reason: 'duplicate key "u001" appears 2 times in the model', stage: 'diff' }],
       });
       expect(await store.readChunk(syncId, runId, 0)).toEqual([user('n000')]);
+    });
+
+    it('builds payloads only for the rows it stages; a row its build rejects is filed and tried again next run', async () => {
+      const syncId = newSync();
+      const model = keys(6).map((k) => user(k));
+      // the rows carry key and fingerprint only, as the extract activity passes them
+      const rows: DiffRow[] = model.map(({ key, hash }) => ({ key, hash }));
+      let broken = new Set(['u003']);
+      const built: string[] = [];
+      const build = (index: number): BuiltPayload => {
+        const row = model[index]!;
+        built.push(row.key);
+        return broken.has(row.key)
+          ? { ok: false, key: row.key, reason: 'time from column "at": not a valid instant', stage: 'validation' }
+          : { ok: true, payload: row.payload };
+      };
+      const extractWithBuild = async (runId: string, page: DiffRow[]) => {
+        await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 10 });
+        const staged = await store.stagePage({
+          syncId,
+          runId,
+          rows: page,
+          rejected: [],
+          build,
+          cursor: cursorAfter(1, 1, page.length),
+        });
+        return { staged, finished: await store.finishExtract(syncId, runId) };
+      };
+
+      const firstRun = newRun();
+      const first = await extractWithBuild(firstRun, rows);
+      expect(built).toEqual(['u000', 'u001', 'u002', 'u003', 'u004', 'u005']);
+      expect(first.staged).toEqual({ staged: 5, unchanged: 0, new: 5 });
+      expect(first.finished.counts).toEqual({ extracted: 6, invalid: 1, new: 5, changed: 0, unchanged: 0, gone: 0 });
+      expect(first.finished.sampleRejections).toEqual([
+        { key: 'u003', reason: 'time from column "at": not a valid instant', stage: 'validation' },
+      ]);
+      const { sent } = await sendAll(syncId, firstRun, first.finished.chunks);
+      expect(sent).toEqual(model.filter((r) => r.key !== 'u003'));
+      await store.finishRun(syncId, firstRun, 'succeeded', { ...emptyCounts(), ...first.finished.counts });
+
+      // unchanged fingerprints are never built; the rejected row is tried again, and now goes
+      built.length = 0;
+      broken = new Set();
+      const secondRun = newRun();
+      const second = await extractWithBuild(secondRun, rows);
+      expect(built).toEqual(['u003']);
+      expect(second.finished.counts).toEqual({ extracted: 6, invalid: 0, new: 1, changed: 0, unchanged: 5, gone: 0 });
+      expect(sentKeys((await sendAll(syncId, secondRun, second.finished.chunks)).sent)).toEqual(['u003']);
+      expect(await store.countSynced(syncId)).toBe(6);
     });
 
     it('retries rows Amplitude rejected on the next run and files them in the rejected log', async () => {

@@ -1,6 +1,6 @@
 import { canonicalJson, hashText } from '../../src/diff/canonical';
-import { isStageable, positionPage, summarizePage } from '../../src/state/page-plan';
-import type { MappedRow } from '../../src/sync/types';
+import { MissingPayloadError, isStageable, pageTally, positionPage, summarizePage } from '../../src/state/page-plan';
+import type { BuiltPayload, DiffRow, MappedRow } from '../../src/sync/types';
 
 function row(key: string, plan: string): MappedRow {
   const payload = canonicalJson({ user_id: key, user_properties: { plan } });
@@ -20,9 +20,9 @@ describe('summarizePage', () => {
       ],
     );
     expect(entries).toEqual([
-      { key: 'a', seen: 2, valid: 2, row: a },
-      { key: 'b', seen: 2, valid: 1, row: b },
-      { key: 'c', seen: 1, valid: 0, row: null },
+      { key: 'a', seen: 2, valid: 2, row: a, index: 0 },
+      { key: 'b', seen: 2, valid: 1, row: b, index: 1 },
+      { key: 'c', seen: 1, valid: 0, row: null, index: -1 },
     ]);
     expect(entries.map(isStageable)).toEqual([false, false, false]);
     expect(summarizePage([a], []).map(isStageable)).toEqual([true]);
@@ -68,5 +68,52 @@ describe('positionPage', () => {
     expect(plan.unchanged).toEqual(['b']);
     expect(plan.result).toEqual({ staged: 0, unchanged: 1, new: 0 });
     expect(plan.nextPos).toBe(0);
+  });
+});
+
+describe('positionPage: deferred payloads', () => {
+  // rows carry only key and fingerprint; build maps rows[index] when, and only when, the row is staged
+  const rows: DiffRow[] = [
+    { key: 'a', hash: 'h-a' },
+    { key: 'b', hash: 'h-b' },
+    { key: 'c', hash: 'h-c' },
+    { key: 'd', hash: 'h-d' },
+  ];
+  const stagedKeys = new Map([
+    ['a', false],
+    ['c', true],
+    ['d', false],
+  ]);
+
+  it('builds the payloads of staged rows only, and files a row its build rejects as rejected, not staged', () => {
+    const built: number[] = [];
+    const build = (index: number): BuiltPayload => {
+      built.push(index);
+      const key = rows[index]?.key ?? '?';
+      return key === 'd'
+        ? { ok: false, key, reason: 'time from column "at": not a valid instant', stage: 'validation' }
+        : { ok: true, payload: `{"user_id":"${key}"}` };
+    };
+    const input = { rows, rejected: [] };
+    const entries = summarizePage(rows, []);
+    const plan = positionPage(entries, stagedKeys, 7, build);
+    expect(built).toEqual([0, 2, 3]);
+    expect(plan.rows).toEqual([
+      { key: 'a', hash: 'h-a', payload: '{"user_id":"a"}', pos: 7 },
+      { key: 'c', hash: 'h-c', payload: '{"user_id":"c"}', pos: 8 },
+    ]);
+    expect(plan.unchanged).toEqual(['b']);
+    expect(plan.rejected).toEqual([
+      { key: 'd', reason: 'time from column "at": not a valid instant', stage: 'validation' },
+    ]);
+    expect(plan.result).toEqual({ staged: 2, unchanged: 1, new: 1 });
+    expect(entries.find((e) => e.key === 'd')).toMatchObject({ valid: 0, row: null });
+    expect(pageTally(input, plan)).toEqual({ rows: 3, rejected: 1, staged: 2, unchanged: 1, new: 1 });
+  });
+
+  it('refuses to stage a row without a payload when the page has no build function', () => {
+    expect(() => positionPage(summarizePage(rows, []), stagedKeys, 0)).toThrow(MissingPayloadError);
+    // unchanged rows need no payload at all
+    expect(positionPage(summarizePage([{ key: 'b', hash: 'h-b' }], []), stagedKeys, 0).unchanged).toEqual(['b']);
   });
 });
