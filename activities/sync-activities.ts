@@ -180,7 +180,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         const batches = deps.packBatches(sync, rows);
         const sender = deps.senderFor(sync);
         const signal = activityContext()?.cancellationSignal;
-        const result: SendChunkResult = {
+        const result: Omit<SendChunkResult, 'committed'> = {
           chunk,
           attempted: rows.length,
           delivered: 0,
@@ -236,7 +236,10 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         );
         await Promise.all(lanes);
         if (failure !== undefined) throw failure.reason;
-        return result;
+        // committed here, not in an activity of its own: one activity per chunk keeps the history short (a crash
+        // before this line leaves outcomes recorded; the retry sends nothing again and commits)
+        const committed = await deps.state.commitChunk(sync.id, runId, chunk);
+        return { ...result, committed: { chunk, ...committed } };
       });
     },
 

@@ -48,6 +48,11 @@ export interface SendChunkResult {
   requests: number;
   /** Ids Amplitude throttled (429) during this chunk, at most 20. */
   throttledIds: string[];
+  /**
+   * The chunk's commit, made by the activity once every batch was answered: its delivered rows are synced state,
+   * its rejected rows filed. Counts cover the whole chunk, rows settled by earlier attempts included.
+   */
+  committed: CommitChunkResult;
 }
 
 export interface CommitChunkInput {

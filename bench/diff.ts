@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
-import { canonicalJson, hashText } from '../src/diff/canonical';
+import { canonicalJson, fingerprintHash } from '../src/diff/canonical';
 import { PostgresStateStore } from '../src/state/postgres';
 import { SqliteStateStore } from '../src/state/sqlite';
 import type { StateStore } from '../src/state/types';
@@ -128,7 +128,7 @@ function makePage(
   for (let i = from; i < to; i++) {
     const v = userValues(i, rows, version);
     values.push(v);
-    page.push({ key: v[0], hash: hashText(JSON.stringify(v)) });
+    page.push({ key: v[0], hash: fingerprintHash(JSON.stringify(v)) });
   }
   return { rows: page, build: (index) => ({ ok: true, payload: userPayload(values[index]!) }) };
 }

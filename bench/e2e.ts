@@ -43,7 +43,7 @@ export interface StageFigures {
   activities: number;
   /** First scheduled → last completed (what the stage adds to the run's wall time). */
   spanSeconds: number;
-  /** Summed activity time (stages overlap: sends and commits run side by side). */
+  /** Summed activity time (stages overlap: chunks are sent side by side). */
   busySeconds: number;
   /** Rows of the stage per second of its span. */
   rowsPerSecond: number;
@@ -63,7 +63,8 @@ export interface RunFigures {
   rowsPerSecond: number;
   counts: RunCounts;
   chunks: number;
-  stages: { extract: StageFigures; send: StageFigures; commit: StageFigures };
+  /** "send" includes each chunk's commit (sendChunk commits its chunk once every batch is answered). */
+  stages: { extract: StageFigures; send: StageFigures };
   executions: number;
   historyEvents: number;
   workflowTasks: number;
@@ -222,7 +223,6 @@ async function measureRun(
     stages: {
       extract: stageFigures(a.extractAndDiff, c.extracted),
       send: stageFigures(a.sendChunk, sentRows),
-      commit: stageFigures(a.commitChunk, c.delivered),
     },
     executions: history.executions,
     historyEvents: history.events,

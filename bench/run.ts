@@ -6,6 +6,7 @@
  *
  *   npm run bench                # the full suite (~20 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
+ *   npm run bench -- --only users   # one end-to-end scenario (full, then 1% changed), printed, no report
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
  *
@@ -132,7 +133,12 @@ function writeReport(figures: Omit<BenchReport, 'targets'>): void {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, 'no-5m': { type: 'boolean' }, 'render-only': { type: 'boolean' } },
+    options: {
+      quick: { type: 'boolean' },
+      'no-5m': { type: 'boolean' },
+      'render-only': { type: 'boolean' },
+      only: { type: 'string' },
+    },
     strict: true,
   });
   if (values['render-only'] === true) return writeReport(readReport());
@@ -164,6 +170,20 @@ async function main(): Promise<void> {
   };
   const label = (kind: string, rows: number): string => `${kind}-${rows >= 1e6 ? `${rows / 1e6}m` : `${rows / 1e3}k`}`;
   try {
+    if (values.only !== undefined) {
+      // one end-to-end scenario (users or events, full then 1% changed), printed, no report: for design work
+      const kind = values.only === 'events' ? 'events' : values.only === 'users' ? 'users' : undefined;
+      if (kind === undefined) throw new Error(`--only takes users or events, not "${values.only}"`);
+      const figures = await runScenario(ctx, {
+        label: label(kind, plan.e2eRows),
+        kind,
+        rows: plan.e2eRows,
+        workers: 1,
+        changedRun: true,
+      });
+      console.log(JSON.stringify(figures, null, 2));
+      return;
+    }
     const users = await runScenario(ctx, {
       label: label('users', plan.e2eRows),
       kind: 'users',

@@ -18,7 +18,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { SyncActivities } from '../activities/types';
+import type { CommitChunkResult, SyncActivities } from '../activities/types';
 import { FailureTypes } from '../activities/types';
 import type { RunCounts } from '../src/sync/types';
 import {
@@ -172,12 +172,17 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
       if (progress.throttledIds.length < MAX_THROTTLED_IDS && !progress.throttledIds.includes(id))
         progress.throttledIds.push(id);
     }
-    await commit(chunk);
+    counted(chunk, sent.committed);
   };
 
+  /** Commits a chunk whose send did not finish (failure, cancellation): what it delivered stays delivered. */
   const commit = async (chunk: number): Promise<void> => {
     if (committed.has(chunk)) return;
-    const result = await quick.commitChunk({ syncId: sync.id, runId, chunk });
+    counted(chunk, await quick.commitChunk({ syncId: sync.id, runId, chunk }));
+  };
+
+  const counted = (chunk: number, result: CommitChunkResult): void => {
+    if (committed.has(chunk)) return;
     committed.add(chunk);
     progress.counts.delivered += result.delivered;
     progress.counts.rejected += result.rejected;

@@ -11,7 +11,7 @@
  */
 import type { Mapping, PropertyOperation, SpecialField, SyncConfig } from '../config/schema';
 import { SPECIAL_FIELDS } from '../config/schema';
-import { canonicalJson, fingerprintText, hashText, NonJsonValueError } from '../diff/canonical';
+import { canonicalJson, fingerprintHash, fingerprintText, hashText, NonJsonValueError } from '../diff/canonical';
 import type {
   BuiltPayload,
   FingerprintResult,
@@ -159,7 +159,7 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
       if (value === undefined) throw missingColumns(sync, columns, Object.keys(row));
       values[i] = value;
     }
-    return hashText(mappingPrefix + fingerprintText(values));
+    return fingerprintHash(mappingPrefix + fingerprintText(values));
   };
 
   return {
