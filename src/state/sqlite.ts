@@ -45,7 +45,8 @@ import type {
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 /** Page cache of the connection (SQLite's default is 2 MiB). */
 const CACHE_SIZE_KIB = 64 * 1024;
-const SCHEMA_VERSION = 1;
+/** 2: `synced` keyed by a sync number (sync_ids) instead of the sync id text, which made every row longer. */
+const SCHEMA_VERSION = 2;
 
 export interface SqliteStateStoreOptions {
   /** Database file; its folder is created (mode 0700) and the file made private (0600). */
@@ -109,11 +110,17 @@ CREATE TABLE IF NOT EXISTS run_rows (
 CREATE UNIQUE INDEX IF NOT EXISTS run_rows_by_key ON run_rows (run_no, key);
 CREATE INDEX IF NOT EXISTS run_rows_by_pos ON run_rows (run_no, pos);
 
+-- a number per sync id: the synced rows carry it instead of the id's text (the diff reads millions of them)
+CREATE TABLE IF NOT EXISTS sync_ids (
+  sync_no INTEGER PRIMARY KEY,
+  sync_id TEXT NOT NULL UNIQUE
+);
+
 CREATE TABLE IF NOT EXISTS synced (
-  sync_id TEXT NOT NULL,
+  sync_no INTEGER NOT NULL,
   key TEXT NOT NULL,
   hash TEXT NOT NULL,
-  PRIMARY KEY (sync_id, key)
+  PRIMARY KEY (sync_no, key)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS rejected (
@@ -130,6 +137,26 @@ CREATE INDEX IF NOT EXISTS rejected_by_run ON rejected (sync_id, run_id);
 -- a chunk committed twice files each Amplitude rejection once
 CREATE UNIQUE INDEX IF NOT EXISTS rejected_once ON rejected (sync_id, run_id, key) WHERE stage = 'amplitude';
 `;
+
+/** Version 1 kept the sync id text in every synced row: number the syncs and rewrite the table. */
+const MIGRATE_V1_TO_V2 = `
+CREATE TABLE IF NOT EXISTS sync_ids (sync_no INTEGER PRIMARY KEY, sync_id TEXT NOT NULL UNIQUE);
+INSERT OR IGNORE INTO sync_ids (sync_id) SELECT DISTINCT sync_id FROM synced ORDER BY sync_id;
+INSERT OR IGNORE INTO sync_ids (sync_id) SELECT DISTINCT sync_id FROM runs ORDER BY sync_id;
+ALTER TABLE synced RENAME TO synced_v1;
+CREATE TABLE synced (
+  sync_no INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (sync_no, key)
+) WITHOUT ROWID;
+INSERT INTO synced (sync_no, key, hash)
+  SELECT i.sync_no, o.key, o.hash FROM synced_v1 AS o JOIN sync_ids AS i ON i.sync_id = o.sync_id ORDER BY 1, 2;
+DROP TABLE synced_v1;
+`;
+
+/** The sync number of a sync id (NULL for a sync never begun: nothing synced). */
+const SYNC_NO = (param: string): string => `(SELECT sync_no FROM sync_ids WHERE sync_id = ${param})`;
 
 interface RunRow {
   run_no: number;
@@ -174,12 +201,13 @@ function prepareAll(db: Database.Database) {
     seeKeys: s(
       `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
        SELECT @runNo, @page, j.key, 1, 1, s.key IS NOT NULL, s.key IS NULL OR (@upsert AND s.hash IS NOT j.value)
-       FROM json_each(@keys) AS j LEFT JOIN synced AS s ON s.sync_id = @syncId AND s.key = j.key`,
+       FROM json_each(@keys) AS j LEFT JOIN synced AS s ON s.sync_no = ${SYNC_NO('@syncId')} AND s.key = j.key`,
     ),
     // a key twice on the page, or only on rejected rows: seen, never staged
     seeKey: s(
       `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
-       VALUES (@runNo, @page, @key, @seen, @valid, EXISTS (SELECT 1 FROM synced WHERE sync_id = @syncId AND key = @key), 0)`,
+       VALUES (@runNo, @page, @key, @seen, @valid,
+               EXISTS (SELECT 1 FROM synced WHERE sync_no = ${SYNC_NO('@syncId')} AND key = @key), 0)`,
     ),
     stagedOfPage: s('SELECT key, was_synced FROM run_seen WHERE run_no = ? AND page = ? AND staged = 1'),
     // a staged key whose payload could not be built: rejected, like a row that failed mapping
@@ -224,10 +252,10 @@ function prepareAll(db: Database.Database) {
     recordOutcome: s('UPDATE run_rows SET status = @status, reason = @reason WHERE run_no = @runNo AND key = @key'),
     // idempotent: a chunk committed again rewrites nothing
     commitDelivered: s(
-      `INSERT INTO synced (sync_id, key, hash)
-       SELECT ?, key, hash FROM run_rows
+      `INSERT INTO synced (sync_no, key, hash)
+       SELECT ${SYNC_NO('?')}, key, hash FROM run_rows
        WHERE run_no = ? AND pos >= ? AND pos < ? AND status = 'delivered' ORDER BY key
-       ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash WHERE hash IS NOT excluded.hash`,
+       ON CONFLICT (sync_no, key) DO UPDATE SET hash = excluded.hash WHERE hash IS NOT excluded.hash`,
     ),
     commitRejected: s(
       `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
@@ -255,8 +283,9 @@ function prepareAll(db: Database.Database) {
     rejectedOfSync: s(
       'SELECT sync_id, run_id, key, reason, stage, at FROM rejected WHERE sync_id = ? ORDER BY id DESC LIMIT ?',
     ),
-    countSynced: s('SELECT count(*) AS n FROM synced WHERE sync_id = ?'),
-    resetSync: s('DELETE FROM synced WHERE sync_id = ?'),
+    countSynced: s(`SELECT count(*) AS n FROM synced WHERE sync_no = ${SYNC_NO('?')}`),
+    resetSync: s(`DELETE FROM synced WHERE sync_no = ${SYNC_NO('?')}`),
+    numberSync: s('INSERT INTO sync_ids (sync_id) VALUES (?) ON CONFLICT (sync_id) DO NOTHING'),
   };
 }
 
@@ -268,9 +297,18 @@ type Statements = ReturnType<typeof prepareAll>;
  */
 function keysWithHashes(entries: readonly PageEntry[]): string {
   const pairs: string[] = [];
-  for (const e of entries) if (isStageable(e)) pairs.push(`${JSON.stringify(e.key)}:${JSON.stringify(e.row.hash)}`);
+  for (const e of entries) if (isStageable(e)) pairs.push(`${jsonString(e.key)}:${jsonString(e.row.hash)}`);
   pairs.sort();
   return `{${pairs.join(',')}}`;
+}
+
+/** Characters a JSON string must escape, and lone surrogates (which UTF-8 cannot carry): those take JSON.stringify. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** `JSON.stringify(text)`, skipped for the usual key or hash that needs no escaping (this runs per row). */
+function jsonString(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
 }
 
 function toRecord(row: RunRow): RunRecord {
@@ -312,9 +350,17 @@ export class SqliteStateStore implements StateStore {
   }
 
   migrate(): Promise<void> {
-    return this.attempt('create its tables', () => {
+    return this.attempt('create or upgrade its tables', () => {
       this.db
         .transaction(() => {
+          const version = this.db.pragma('user_version', { simple: true }) as number;
+          if (version > SCHEMA_VERSION) {
+            throw new StateConflictError(
+              `SQLite state store ${this.file} has schema version ${version}, newer than this ampsync's ` +
+                `${SCHEMA_VERSION}: upgrade ampsync, or point AMPSYNC_STATE at another file`,
+            );
+          }
+          if (version === 1) this.db.exec(MIGRATE_V1_TO_V2);
           this.db.exec(SCHEMA);
           this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
         })
@@ -338,6 +384,7 @@ export class SqliteStateStore implements StateStore {
         checkSameRun({ mode: existing.mode, chunkSize: existing.chunk_size }, input, syncId, runId);
         return toRecord(existing);
       }
+      s.numberSync.run(syncId);
       s.insertRun.run(
         syncId,
         runId,

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { StateUnavailableError } from '../../src/state/errors';
+import { StateConflictError, StateUnavailableError } from '../../src/state/errors';
 import { SqliteStateStore } from '../../src/state/sqlite';
 import { describeStateStore } from './conformance';
 
@@ -25,6 +25,62 @@ describe('SqliteStateStore', () => {
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
     await store.close();
+  });
+
+  it('upgrades a version 1 file: delivered keys keep their sync; a file from a newer ampsync is refused', async () => {
+    const v1File = path.join(dir, 'v1.db');
+    const raw = new Database(v1File);
+    // the version 1 tables the upgrade reads (the others are unchanged)
+    raw.exec(`
+      CREATE TABLE runs (
+        run_no INTEGER PRIMARY KEY, sync_id TEXT NOT NULL, run_id TEXT NOT NULL, workflow_id TEXT,
+        status TEXT NOT NULL, mode TEXT NOT NULL, chunk_size INTEGER NOT NULL, started_at TEXT NOT NULL,
+        finished_at TEXT, counts TEXT NOT NULL, chunks INTEGER, error TEXT, cursor TEXT,
+        next_pos INTEGER NOT NULL DEFAULT 0, extract_result TEXT, UNIQUE (sync_id, run_id));
+      CREATE TABLE synced (
+        sync_id TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (sync_id, key)) WITHOUT ROWID;
+      INSERT INTO synced VALUES ('users', 'u1', 'h1'), ('users', 'u2', 'h2'), ('devices', 'd1', 'h1');
+      INSERT INTO runs (sync_id, run_id, status, mode, chunk_size, started_at, counts)
+        VALUES ('groups', 'r1', 'succeeded', 'upsert', 10, '2026-11-01T00:00:00Z', '{}');
+    `);
+    raw.pragma('user_version = 1');
+    raw.close();
+
+    const store = new SqliteStateStore({ file: v1File });
+    await store.migrate();
+    await store.migrate();
+    expect([
+      await store.countSynced('users'),
+      await store.countSynced('devices'),
+      await store.countSynced('groups'),
+    ]).toEqual([2, 1, 0]);
+    // the next run diffs against the upgraded state: u1 unchanged, u2 changed, u3 new
+    await store.beginRun({ syncId: 'users', runId: 'r2', mode: 'upsert', chunkSize: 10 });
+    const staged = await store.stagePage({
+      syncId: 'users',
+      runId: 'r2',
+      rows: [
+        { key: 'u1', hash: 'h1', payload: '{"user_id":"u1"}' },
+        { key: 'u2', hash: 'h2b', payload: '{"user_id":"u2"}' },
+        { key: 'u3', hash: 'h3', payload: '{"user_id":"u3"}' },
+      ],
+      rejected: [],
+      cursor: { jobId: 'j', pageToken: null, page: 1, rowsRead: 3 },
+    });
+    expect(staged).toEqual({ staged: 2, unchanged: 1, new: 1 });
+    await store.close();
+    const upgraded = new Database(v1File, { readonly: true });
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(2);
+    upgraded.close();
+
+    const newer = new Database(v1File);
+    newer.pragma('user_version = 99');
+    newer.close();
+    const refusing = new SqliteStateStore({ file: v1File });
+    const attempt = refusing.migrate();
+    await expect(attempt).rejects.toThrow(StateConflictError);
+    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 2/);
+    await refusing.close();
   });
 
   it('reports a write blocked by another process past the busy timeout as retryable', async () => {
