@@ -1,8 +1,9 @@
 /**
  * The embedded state store: one SQLite file (WAL mode), one connection per process. better-sqlite3 is
  * synchronous, so each call is one short transaction on prepared statements. A page is diffed by one statement
- * (its keys as json_each, probing `synced` in key order); its keys are appended to `run_seen` and grouped by key
- * once, in finishExtract, to find duplicates and count gone keys; rows to send go to `run_rows` in staging order.
+ * (its keys as json_each, probing `synced` in key order) that appends its new and changed keys to `run_seen`; its
+ * unchanged keys (most of them) are kept as one JSON array in `run_pages`. finishExtract groups both by key once,
+ * to find duplicates and count gone keys; rows to send go to `run_rows` in staging order.
  *
  *   const state = new SqliteStateStore({ file: '.ampsync/state.db' });
  *   await state.migrate();
@@ -45,7 +46,10 @@ import type {
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 /** Page cache of the connection (SQLite's default is 2 MiB). */
 const CACHE_SIZE_KIB = 64 * 1024;
-/** 2: `synced` keyed by a sync number (sync_ids) instead of the sync id text, which made every row longer. */
+/**
+ * 2: `synced` keyed by a sync number (sync_ids) instead of the sync id text, which made every row longer; a page's
+ * unchanged keys kept in `run_pages.unchanged` instead of a run_seen row each.
+ */
 const SCHEMA_VERSION = 2;
 
 export interface SqliteStateStoreOptions {
@@ -77,14 +81,16 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_by_sync ON runs (sync_id);
 
+-- one row per staged page; its unchanged keys (delivered before with the same hash) as one JSON array
 CREATE TABLE IF NOT EXISTS run_pages (
   run_no INTEGER NOT NULL,
   page INTEGER NOT NULL,
   result TEXT NOT NULL,
+  unchanged TEXT NOT NULL DEFAULT '[]',
   PRIMARY KEY (run_no, page)
 ) WITHOUT ROWID;
 
--- every distinct key of every staged page: appended in page order, grouped by key once in finishExtract
+-- every other distinct key of every staged page (new, changed, or not stageable): appended in page order
 CREATE TABLE IF NOT EXISTS run_seen (
   run_no INTEGER NOT NULL,
   page INTEGER NOT NULL,
@@ -153,7 +159,14 @@ CREATE TABLE synced (
 INSERT INTO synced (sync_no, key, hash)
   SELECT i.sync_no, o.key, o.hash FROM synced_v1 AS o JOIN sync_ids AS i ON i.sync_id = o.sync_id ORDER BY 1, 2;
 DROP TABLE synced_v1;
+ALTER TABLE run_pages ADD COLUMN unchanged TEXT NOT NULL DEFAULT '[]';
 `;
+
+/** Every key a run saw, once per page it was on: run_seen, and the unchanged keys of run_pages. */
+const RUN_KEYS = `
+  SELECT key, seen, valid, was_synced, staged FROM run_seen WHERE run_no = @runNo
+  UNION ALL
+  SELECT u.value, 1, 1, 1, 0 FROM run_pages AS p, json_each(p.unchanged) AS u WHERE p.run_no = @runNo`;
 
 /** The sync number of a sync id (NULL for a sync never begun: nothing synced). */
 const SYNC_NO = (param: string): string => `(SELECT sync_no FROM sync_ids WHERE sync_id = ${param})`;
@@ -194,14 +207,15 @@ function prepareAll(db: Database.Database) {
     finish: s('UPDATE runs SET status = ?, counts = ?, error = ?, finished_at = ? WHERE run_no = ?'),
 
     pageResult: s('SELECT result FROM run_pages WHERE run_no = ? AND page = ?'),
-    insertPage: s('INSERT INTO run_pages (run_no, page, result) VALUES (?, ?, ?)'),
+    insertPage: s('INSERT INTO run_pages (run_no, page, result, unchanged) VALUES (?, ?, ?, ?)'),
     dropPages: s('DELETE FROM run_pages WHERE run_no = ?'),
 
-    // the diff of a page's stageable keys ({"key": "hash"}, in key order)
+    // the diff of a page's stageable keys ({"key": "hash"}, in key order): the keys to stage (new or changed)
     seeKeys: s(
       `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
-       SELECT @runNo, @page, j.key, 1, 1, s.key IS NOT NULL, s.key IS NULL OR (@upsert AND s.hash IS NOT j.value)
-       FROM json_each(@keys) AS j LEFT JOIN synced AS s ON s.sync_no = ${SYNC_NO('@syncId')} AND s.key = j.key`,
+       SELECT @runNo, @page, j.key, 1, 1, s.key IS NOT NULL, 1
+       FROM json_each(@keys) AS j LEFT JOIN synced AS s ON s.sync_no = ${SYNC_NO('@syncId')} AND s.key = j.key
+       WHERE s.key IS NULL OR (@upsert AND s.hash IS NOT j.value)`,
     ),
     // a key twice on the page, or only on rejected rows: seen, never staged
     seeKey: s(
@@ -226,12 +240,12 @@ function prepareAll(db: Database.Database) {
          coalesce(sum(v) FILTER (WHERE n > 1), 0) AS duplicateRows,
          count(*) FILTER (WHERE n > 1) AS duplicateKeys
        FROM (SELECT sum(seen) AS n, sum(valid) AS v, max(was_synced) AS ws, max(staged) AS st
-             FROM run_seen WHERE run_no = ? GROUP BY key)`,
+             FROM (${RUN_KEYS}) GROUP BY key)`,
     ),
     clearDuplicates: s('DELETE FROM temp.duplicate_keys'),
     findDuplicates: s(
       `INSERT INTO temp.duplicate_keys (key, n)
-       SELECT key, sum(seen) FROM run_seen WHERE run_no = ? GROUP BY key HAVING sum(seen) > 1`,
+       SELECT key, sum(seen) FROM (${RUN_KEYS}) GROUP BY key HAVING sum(seen) > 1`,
     ),
     fileDuplicates: s(
       `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
@@ -454,7 +468,7 @@ export class SqliteStateStore implements StateStore {
       // the cursor only moves forward, even if an older attempt stages a page late
       const nextCursor = position !== null && position.page > cursor.page ? position : cursor;
       s.savePageProgress.run(JSON.stringify(nextCursor), plan.nextPos, JSON.stringify(counts), run.run_no);
-      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result));
+      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result), JSON.stringify(plan.unchanged));
       return plan.result;
     });
   }
@@ -465,10 +479,10 @@ export class SqliteStateStore implements StateStore {
       if (run.extract_result !== null) return JSON.parse(run.extract_result) as FinishExtractResult;
       checkStageable({ status: run.status, extracted: false }, syncId, runId);
 
-      const seen = s.seenAggregates.get(run.run_no) as SeenAggregates;
+      const seen = s.seenAggregates.get({ runNo: run.run_no }) as SeenAggregates;
       if (seen.duplicateKeys > 0) {
         s.clearDuplicates.run();
-        s.findDuplicates.run(run.run_no);
+        s.findDuplicates.run({ runNo: run.run_no });
         s.fileDuplicates.run(syncId, runId, this.now().toISOString());
         s.unstageDuplicates.run(run.run_no);
         s.renumber.run(run.run_no);

@@ -39,6 +39,8 @@ describe('SqliteStateStore', () => {
         next_pos INTEGER NOT NULL DEFAULT 0, extract_result TEXT, UNIQUE (sync_id, run_id));
       CREATE TABLE synced (
         sync_id TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (sync_id, key)) WITHOUT ROWID;
+      CREATE TABLE run_pages (
+        run_no INTEGER NOT NULL, page INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (run_no, page)) WITHOUT ROWID;
       INSERT INTO synced VALUES ('users', 'u1', 'h1'), ('users', 'u2', 'h2'), ('devices', 'd1', 'h1');
       INSERT INTO runs (sync_id, run_id, status, mode, chunk_size, started_at, counts)
         VALUES ('groups', 'r1', 'succeeded', 'upsert', 10, '2026-11-01T00:00:00Z', '{}');
