@@ -48,7 +48,8 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 const CACHE_SIZE_KIB = 64 * 1024;
 /**
  * 2: `synced` keyed by a sync number (sync_ids) instead of the sync id text, which made every row longer; a page's
- * unchanged keys kept in `run_pages.unchanged` instead of a run_seen row each.
+ * unchanged keys kept in `run_pages.unchanged` instead of a run_seen row each; payloads moved out of `run_rows`
+ * (to `run_payloads`), so recording outcomes rewrites narrow rows.
  */
 const SCHEMA_VERSION = 2;
 
@@ -102,16 +103,21 @@ CREATE TABLE IF NOT EXISTS run_seen (
   PRIMARY KEY (run_no, page, key)
 ) WITHOUT ROWID;
 
--- rows to send, appended in staging order (rowid order follows pos, so a chunk is a few adjacent pages)
+-- rows to send, appended in staging order (rowid order follows pos, so a chunk is a few adjacent pages); narrow,
+-- so that recording each row's outcome rewrites few pages
 CREATE TABLE IF NOT EXISTS run_rows (
   id INTEGER PRIMARY KEY,
   run_no INTEGER NOT NULL,
   pos INTEGER NOT NULL,
   key TEXT NOT NULL,
   hash TEXT NOT NULL,
-  payload TEXT NOT NULL,
   status TEXT,
   reason TEXT
+);
+-- each staged row's payload, by run_rows.id: written once, read once
+CREATE TABLE IF NOT EXISTS run_payloads (
+  id INTEGER PRIMARY KEY,
+  payload TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS run_rows_by_key ON run_rows (run_no, key);
 CREATE INDEX IF NOT EXISTS run_rows_by_pos ON run_rows (run_no, pos);
@@ -160,6 +166,9 @@ INSERT INTO synced (sync_no, key, hash)
   SELECT i.sync_no, o.key, o.hash FROM synced_v1 AS o JOIN sync_ids AS i ON i.sync_id = o.sync_id ORDER BY 1, 2;
 DROP TABLE synced_v1;
 ALTER TABLE run_pages ADD COLUMN unchanged TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE run_payloads (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+INSERT INTO run_payloads (id, payload) SELECT id, payload FROM run_rows;
+ALTER TABLE run_rows DROP COLUMN payload;
 `;
 
 /** Every key a run saw, once per page it was on: run_seen, and the unchanged keys of run_pages. */
@@ -228,9 +237,10 @@ function prepareAll(db: Database.Database) {
     unseeStaged: s('UPDATE run_seen SET valid = 0, staged = 0 WHERE run_no = ? AND page = ? AND key = ?'),
     // a key staged on an earlier page too is a duplicate: finishExtract removes it
     insertRow: s(
-      `INSERT INTO run_rows (run_no, pos, key, hash, payload) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO run_rows (run_no, pos, key, hash) VALUES (?, ?, ?, ?)
        ON CONFLICT (run_no, key) DO NOTHING`,
     ),
+    insertPayload: s('INSERT INTO run_payloads (id, payload) VALUES (?, ?)'),
     seenAggregates: s(
       `SELECT
          count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 0) AS new,
@@ -252,6 +262,10 @@ function prepareAll(db: Database.Database) {
        SELECT ?, ?, key, 'duplicate key ' || json_quote(key) || ' appears ' || n || ' times in the model', 'diff', ?
        FROM temp.duplicate_keys ORDER BY key`,
     ),
+    unstageDuplicatePayloads: s(
+      `DELETE FROM run_payloads WHERE id IN
+         (SELECT id FROM run_rows WHERE run_no = ? AND key IN (SELECT key FROM temp.duplicate_keys))`,
+    ),
     unstageDuplicates: s('DELETE FROM run_rows WHERE run_no = ? AND key IN (SELECT key FROM temp.duplicate_keys)'),
     // dense positions 0..n-1 in staging order, once duplicates left gaps
     renumber: s(
@@ -260,10 +274,18 @@ function prepareAll(db: Database.Database) {
        WHERE run_rows.id = r.id AND run_rows.pos <> r.rn`,
     ),
     readChunk: s(
-      `SELECT key, hash, payload FROM run_rows
+      `SELECT r.key, r.hash, p.payload FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
        WHERE run_no = ? AND pos >= ? AND pos < ? AND status IS NULL ORDER BY pos`,
     ),
     recordOutcome: s('UPDATE run_rows SET status = @status, reason = @reason WHERE run_no = @runNo AND key = @key'),
+    recordDelivered: s(
+      `UPDATE run_rows SET status = 'delivered', reason = NULL
+       WHERE run_no = @runNo AND key IN (SELECT value FROM json_each(@keys))`,
+    ),
+    unknownKeys: s(
+      `SELECT DISTINCT j.value FROM json_each(@keys) AS j
+       WHERE NOT EXISTS (SELECT 1 FROM run_rows WHERE run_no = @runNo AND key = j.value)`,
+    ),
     // idempotent: a chunk committed again rewrites nothing
     commitDelivered: s(
       `INSERT INTO synced (sync_no, key, hash)
@@ -286,6 +308,7 @@ function prepareAll(db: Database.Database) {
        FROM run_rows WHERE run_no = ? AND pos >= ? AND pos < ?`,
     ),
     dropSeen: s('DELETE FROM run_seen WHERE run_no = ?'),
+    dropPayloads: s('DELETE FROM run_payloads WHERE id IN (SELECT id FROM run_rows WHERE run_no = ?)'),
     dropRows: s('DELETE FROM run_rows WHERE run_no = ?'),
     dropRun: s('DELETE FROM runs WHERE run_no = ?'),
     dropRejectedOfRun: s('DELETE FROM rejected WHERE sync_id = ? AND run_id = ?'),
@@ -455,7 +478,10 @@ export class SqliteStateStore implements StateStore {
         staged.set(key, delivered === 1);
       }
       const plan = positionPage(entries, staged, run.next_pos, input.build);
-      for (const r of plan.rows) s.insertRow.run(run.run_no, r.pos, r.key, r.hash, r.payload);
+      for (const r of plan.rows) {
+        const inserted = s.insertRow.run(run.run_no, r.pos, r.key, r.hash);
+        if (inserted.changes === 1) s.insertPayload.run(inserted.lastInsertRowid, r.payload);
+      }
       const at = this.now().toISOString();
       for (const r of input.rejected) s.insertRejected.run(syncId, runId, r.key, r.reason, r.stage, at);
       for (const r of plan.rejected) {
@@ -484,6 +510,7 @@ export class SqliteStateStore implements StateStore {
         s.clearDuplicates.run();
         s.findDuplicates.run({ runNo: run.run_no });
         s.fileDuplicates.run(syncId, runId, this.now().toISOString());
+        s.unstageDuplicatePayloads.run(run.run_no);
         s.unstageDuplicates.run(run.run_no);
         s.renumber.run(run.run_no);
         s.clearDuplicates.run();
@@ -510,9 +537,22 @@ export class SqliteStateStore implements StateStore {
     return this.write(`record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`, (s) => {
       const run = this.chunkableRun(s, syncId, runId);
       const unknown: string[] = [];
+      // delivered, the usual answer, in one statement per batch; the rest one by one, with their reasons
+      const delivered: string[] = [];
       for (const o of outcomes) {
-        const outcome = { status: o.status, reason: o.status === 'delivered' ? null : o.reason };
-        if (s.recordOutcome.run({ ...outcome, runNo: run.run_no, key: o.key }).changes === 0) unknown.push(o.key);
+        if (o.status === 'delivered') {
+          delivered.push(o.key);
+          continue;
+        }
+        const outcome = { status: o.status, reason: o.reason, runNo: run.run_no, key: o.key };
+        if (s.recordOutcome.run(outcome).changes === 0) unknown.push(o.key);
+      }
+      if (delivered.length > 0) {
+        const keys = JSON.stringify(delivered);
+        const changed = s.recordDelivered.run({ runNo: run.run_no, keys }).changes;
+        if (changed !== delivered.length) {
+          unknown.push(...(s.unknownKeys.pluck().all({ runNo: run.run_no, keys }) as string[]));
+        }
       }
       if (unknown.length > 0) throw unknownKeys(unknown, syncId, runId);
     });
@@ -541,6 +581,7 @@ export class SqliteStateStore implements StateStore {
       if (run.status !== 'running') return toRecord(run);
       s.finish.run(status, JSON.stringify(counts), error ?? null, this.now().toISOString(), run.run_no);
       s.dropSeen.run(run.run_no);
+      s.dropPayloads.run(run.run_no);
       s.dropRows.run(run.run_no);
       s.dropPages.run(run.run_no);
       return toRecord(this.requireRun(s, syncId, runId));
@@ -552,6 +593,7 @@ export class SqliteStateStore implements StateStore {
       const run = s.runById.get(syncId, runId) as RunRow | undefined;
       if (run === undefined) return;
       s.dropSeen.run(run.run_no);
+      s.dropPayloads.run(run.run_no);
       s.dropRows.run(run.run_no);
       s.dropPages.run(run.run_no);
       s.dropRejectedOfRun.run(syncId, runId);

@@ -41,9 +41,16 @@ describe('SqliteStateStore', () => {
         sync_id TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (sync_id, key)) WITHOUT ROWID;
       CREATE TABLE run_pages (
         run_no INTEGER NOT NULL, page INTEGER NOT NULL, result TEXT NOT NULL, PRIMARY KEY (run_no, page)) WITHOUT ROWID;
+      CREATE TABLE run_rows (
+        id INTEGER PRIMARY KEY, run_no INTEGER NOT NULL, pos INTEGER NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL,
+        payload TEXT NOT NULL, status TEXT, reason TEXT);
+      CREATE UNIQUE INDEX run_rows_by_key ON run_rows (run_no, key);
+      CREATE INDEX run_rows_by_pos ON run_rows (run_no, pos);
       INSERT INTO synced VALUES ('users', 'u1', 'h1'), ('users', 'u2', 'h2'), ('devices', 'd1', 'h1');
-      INSERT INTO runs (sync_id, run_id, status, mode, chunk_size, started_at, counts)
-        VALUES ('groups', 'r1', 'succeeded', 'upsert', 10, '2026-11-01T00:00:00Z', '{}');
+      INSERT INTO runs (sync_id, run_id, status, mode, chunk_size, started_at, counts, chunks, extract_result)
+        VALUES ('groups', 'r1', 'running', 'upsert', 10, '2026-11-01T00:00:00Z', '{}', 1, '{}');
+      INSERT INTO run_rows (run_no, pos, key, hash, payload)
+        VALUES (1, 0, 'acme', 'g1', '{"group_value":"acme"}'), (1, 1, 'globex', 'g2', '{"group_value":"globex"}');
     `);
     raw.pragma('user_version = 1');
     raw.close();
@@ -56,6 +63,14 @@ describe('SqliteStateStore', () => {
       await store.countSynced('devices'),
       await store.countSynced('groups'),
     ]).toEqual([2, 1, 0]);
+    // a run staged before the upgrade goes on: its rows and payloads are where the new tables expect them
+    expect(await store.readChunk('groups', 'r1', 0)).toEqual([
+      { key: 'acme', hash: 'g1', payload: '{"group_value":"acme"}' },
+      { key: 'globex', hash: 'g2', payload: '{"group_value":"globex"}' },
+    ]);
+    await store.recordOutcomes('groups', 'r1', [{ key: 'acme', status: 'delivered' }]);
+    expect(await store.commitChunk('groups', 'r1', 0)).toEqual({ delivered: 1, rejected: 0, deferred: 0, pending: 1 });
+    expect(await store.countSynced('groups')).toBe(1);
     // the next run diffs against the upgraded state: u1 unchanged, u2 changed, u3 new
     await store.beginRun({ syncId: 'users', runId: 'r2', mode: 'upsert', chunkSize: 10 });
     const staged = await store.stagePage({
