@@ -156,7 +156,8 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
             rows.push({ key: fingerprint.key, hash: fingerprint.hash });
             sourceRows.push(row);
           }
-          const build = (index: number): BuiltPayload => mapper.build(sourceRows[index] as SourceRow);
+          const build = (index: number): BuiltPayload =>
+            mapper.build(sourceRows[index] as SourceRow, (rows[index] as DiffRow).hash);
           await deps.state.stagePage({ syncId: sync.id, runId, rows, rejected, build, cursor: page.next });
           activityContext()?.heartbeat({ page: page.next.page, rowsRead: page.next.rowsRead });
           // mapping and staging are synchronous: let timers, heartbeats and workflow tasks through between pages

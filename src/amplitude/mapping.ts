@@ -1,6 +1,6 @@
 /**
  * Compiles a sync's mappings into a RowMapper: each model row becomes one Amplitude payload (a `$identify` event,
- * an identification, a group identification or an event) as canonical JSON, or a rejection with its reason.
+ * an identification, a group identification or an event) as JSON text, or a rejection with its reason.
  *
  *   const mapper = compileMapper(sync, { schema });
  *   const result = mapper.map({ user_id: 'u-123', plan: 'pro' }); // { ok: true, key: 'u-123', hash, payload }
@@ -11,7 +11,7 @@
  */
 import type { Mapping, PropertyOperation, SpecialField, SyncConfig } from '../config/schema';
 import { SPECIAL_FIELDS } from '../config/schema';
-import { canonicalJson, fingerprintHash, fingerprintText, hashText, NonJsonValueError } from '../diff/canonical';
+import { canonicalJson, fingerprintHash, fingerprintText, hashText } from '../diff/canonical';
 import type {
   BuiltPayload,
   FingerprintResult,
@@ -172,17 +172,18 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
     map(row: SourceRow): MapResult {
       const key = keyOf(row);
       if (typeof key !== 'string') return key;
-      const built = buildFor(row, key);
-      return built.ok ? { ok: true, key, hash: fingerprintOf(row), payload: built.payload } : built;
+      const hash = fingerprintOf(row);
+      const built = buildFor(row, key, hash);
+      return built.ok ? { ok: true, key, hash, payload: built.payload } : built;
     },
 
-    build(row: SourceRow): BuiltPayload {
+    build(row: SourceRow, fingerprint?: string): BuiltPayload {
       const key = keyOf(row);
-      return typeof key === 'string' ? buildFor(row, key) : key;
+      return typeof key === 'string' ? buildFor(row, key, fingerprint) : key;
     },
   };
 
-  function buildFor(row: SourceRow, key: string): BuiltPayload {
+  function buildFor(row: SourceRow, key: string, fingerprint: string | undefined): BuiltPayload {
     const out: Record<string, unknown> = {};
     if (shape === 'identify-event') out.event_type = '$identify';
     if (shape === 'synthetic-event') {
@@ -202,43 +203,18 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
 
     const problem = validatePayload(out, validation);
     if (problem !== null) return reject(key, problem);
-    let payload: string;
-    try {
-      if (shape === 'event') {
-        out.insert_id = hashText(`${sync.id}\u001f${key}`);
-        payload = canonicalJson(out);
-      } else if (shape === 'identify-event' || shape === 'synthetic-event') {
-        // A changed profile gets a new insert_id (not deduped away); a retried one keeps it.
-        payload = canonicalWithInsertId(out, (content) => hashText(`${sync.id}\u001f${key}\u001f${hashText(content)}`));
-      } else {
-        payload = canonicalJson(out);
-      }
-    } catch (err) {
-      if (err instanceof NonJsonValueError) return reject(key, err.message);
-      throw err;
+    if (shape === 'event') out.insert_id = hashText(`${sync.id}\u001f${key}`);
+    // A changed profile gets a new insert_id (its fingerprint changed: not deduped away); a retried one keeps it.
+    else if (shape === 'identify-event' || shape === 'synthetic-event') {
+      out.insert_id = hashText(`${sync.id}\u001f${key}\u001f${fingerprint ?? fingerprintOf(row)}`);
     }
+    // validatePayload let through only what JSON carries, and the object is built in the same order for the same
+    // row and mapping: the text is deterministic without sorting
+    const payload = JSON.stringify(out);
     const tooLarge = payloadSizeProblem(payload);
     if (tooLarge !== null) return reject(key, tooLarge);
     return { ok: true, payload };
   }
-}
-
-/**
- * `canonicalJson({ ...out, insert_id })` where the insert_id is computed from `canonicalJson(out)`: each member is
- * serialized once and the insert_id spliced in at its sorted place (this runs once per row of every identify sync).
- */
-function canonicalWithInsertId(out: Record<string, unknown>, insertIdOf: (content: string) => string): string {
-  const members: string[] = [];
-  let insertAt = 0;
-  for (const name of Object.keys(out).sort()) {
-    const value = out[name];
-    if (value === undefined) continue;
-    members.push(`${JSON.stringify(name)}:${canonicalJson(value, `$.${name}`)}`);
-    if (name < 'insert_id') insertAt = members.length;
-  }
-  const insertId = insertIdOf(`{${members.join(',')}}`);
-  members.splice(insertAt, 0, `"insert_id":${JSON.stringify(insertId)}`);
-  return `{${members.join(',')}}`;
 }
 
 function shapeOf(sync: SyncConfig): Shape {

@@ -145,6 +145,9 @@ function walk(
         : problem(key, (path) => `${path} is ${String(value)}, which Amplitude cannot accept`);
     case 'object': {
       if (value === null) return null;
+      if (value instanceof Date) {
+        return Number.isNaN(value.getTime()) ? problem(key, (path) => `${path} is an invalid date`) : null;
+      }
       if (depth > MAX_NESTING_DEPTH) {
         return problem(key, (path) => `${path} nests deeper than ${MAX_NESTING_DEPTH} levels`);
       }

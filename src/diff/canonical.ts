@@ -1,6 +1,6 @@
 /**
- * Canonical JSON: object keys sorted, -0 as 0, no undefined. Two rows with the same mapped values give the
- * same text whatever the column order, so the text is both the payload sent and the input of the row hash.
+ * Canonical JSON: object keys sorted, -0 as 0, no undefined. Equal values give the same text whatever their key
+ * order, so it is what row fingerprints hash (fingerprintText), and what a sync's mapping is identified by.
  */
 import * as crypto from 'node:crypto';
 

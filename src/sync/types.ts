@@ -85,7 +85,7 @@ export interface DiffRow {
   key: string;
   /** The row's fingerprint (RowMapper.fingerprint): equal hashes mean an equal payload. */
   hash: string;
-  /** Canonical JSON of the event / identification, without api_key. */
+  /** The event / identification as JSON text, without api_key. */
   payload?: string;
 }
 
@@ -118,8 +118,8 @@ export interface RowMapper {
    * fingerprint changed are mapped. Rejects only a NULL or non-scalar key; the rest is validated by `map`.
    */
   fingerprint(row: SourceRow): FingerprintResult;
-  /** The row's payload (validated), or why it cannot be sent. */
-  build(row: SourceRow): BuiltPayload;
+  /** The row's payload (validated), or why it cannot be sent; pass the row's fingerprint when it is known. */
+  build(row: SourceRow, fingerprint?: string): BuiltPayload;
   /** `fingerprint` and `build` in one: key, hash and payload, or why the row cannot be sent. */
   map(row: SourceRow): MapResult;
 }
