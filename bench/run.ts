@@ -6,7 +6,7 @@
  *
  *   npm run bench                # the full suite (~20 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
- *   npm run bench -- --only users   # one end-to-end scenario (full, then 1% changed), printed, no report
+ *   npm run bench -- --only users [--rows N]   # one end-to-end scenario (full, then 1% changed), printed only
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
  *
@@ -138,6 +138,7 @@ async function main(): Promise<void> {
       'no-5m': { type: 'boolean' },
       'render-only': { type: 'boolean' },
       only: { type: 'string' },
+      rows: { type: 'string' },
     },
     strict: true,
   });
@@ -174,10 +175,12 @@ async function main(): Promise<void> {
       // one end-to-end scenario (users or events, full then 1% changed), printed, no report: for design work
       const kind = values.only === 'events' ? 'events' : values.only === 'users' ? 'users' : undefined;
       if (kind === undefined) throw new Error(`--only takes users or events, not "${values.only}"`);
+      const rows = values.rows === undefined ? plan.e2eRows : Number(values.rows);
+      if (!Number.isSafeInteger(rows) || rows <= 0) throw new Error(`--rows takes a row count, not "${values.rows}"`);
       const figures = await runScenario(ctx, {
-        label: label(kind, plan.e2eRows),
+        label: label(kind, rows),
         kind,
-        rows: plan.e2eRows,
+        rows,
         workers: 1,
         changedRun: true,
       });

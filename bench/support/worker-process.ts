@@ -4,8 +4,10 @@
  * Prints `@ready {"pid":N}` once polling; SIGTERM shuts it down gracefully.
  *
  * Environment: BENCH_TEMPORAL_ADDRESS, BENCH_TASK_QUEUE, BENCH_STATE (state store URL), BENCH_BUNDLE (path of the
- * workflow bundle), BENCH_MAX_ACTIVITIES (concurrent activities, default the worker's).
+ * workflow bundle), BENCH_MAX_ACTIVITIES (concurrent activities, default the worker's), BENCH_MEMORY_LOG (a file
+ * to append `process.memoryUsage()` to every second, in MB, for design work).
  */
+import * as fs from 'node:fs';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createAmpsyncWorker } from '../../src/worker/worker';
 import { GeneratedSource } from './generated-source';
@@ -38,6 +40,15 @@ async function main(): Promise<void> {
     ...(maxActivities !== undefined ? { maxConcurrentActivities: Number(maxActivities) } : {}),
     workerOptions: { workflowBundle: { codePath: required('BENCH_BUNDLE') } },
   });
+  const memoryLog = process.env.BENCH_MEMORY_LOG;
+  if (memoryLog !== undefined && memoryLog !== '') {
+    const mb = (n: number): number => Math.round(n / 1e5) / 10;
+    setInterval(() => {
+      const m = process.memoryUsage();
+      const line = { at: Date.now(), rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed) };
+      fs.appendFileSync(memoryLog, `${JSON.stringify({ ...line, external: mb(m.external) })}\n`);
+    }, 1000).unref();
+  }
   const stop = (): void => void w.shutdown();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

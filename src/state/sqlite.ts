@@ -44,8 +44,11 @@ import type {
 
 /** How long a write waits for another process's transaction before SQLITE_BUSY. */
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
-/** Page cache of the connection (SQLite's default is 2 MiB). */
-const CACHE_SIZE_KIB = 64 * 1024;
+/**
+ * Page cache of the connection (SQLite's default is 2 MiB). It also caps the sorter's memory (finishExtract groups
+ * every key of a run), so SQLite's share of a worker's memory stays near twice this whatever the table size.
+ */
+const CACHE_SIZE_KIB = 32 * 1024;
 /**
  * 2: `synced` keyed by a sync number (sync_ids) instead of the sync id text, which made every row longer; a page's
  * unchanged keys kept in `run_pages.unchanged` instead of a run_seen row each; payloads moved out of `run_rows`
@@ -114,11 +117,13 @@ CREATE TABLE IF NOT EXISTS run_rows (
   status TEXT,
   reason TEXT
 );
--- each staged row's payload, by run_rows.id: written once, read once
+-- each staged row's payload, by run_rows.id: written once, read once, dropped by run (no IN list of ids)
 CREATE TABLE IF NOT EXISTS run_payloads (
   id INTEGER PRIMARY KEY,
+  run_no INTEGER NOT NULL,
   payload TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS run_payloads_by_run ON run_payloads (run_no);
 CREATE UNIQUE INDEX IF NOT EXISTS run_rows_by_key ON run_rows (run_no, key);
 CREATE INDEX IF NOT EXISTS run_rows_by_pos ON run_rows (run_no, pos);
 
@@ -166,8 +171,8 @@ INSERT INTO synced (sync_no, key, hash)
   SELECT i.sync_no, o.key, o.hash FROM synced_v1 AS o JOIN sync_ids AS i ON i.sync_id = o.sync_id ORDER BY 1, 2;
 DROP TABLE synced_v1;
 ALTER TABLE run_pages ADD COLUMN unchanged TEXT NOT NULL DEFAULT '[]';
-CREATE TABLE run_payloads (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);
-INSERT INTO run_payloads (id, payload) SELECT id, payload FROM run_rows;
+CREATE TABLE run_payloads (id INTEGER PRIMARY KEY, run_no INTEGER NOT NULL, payload TEXT NOT NULL);
+INSERT INTO run_payloads (id, run_no, payload) SELECT id, run_no, payload FROM run_rows;
 ALTER TABLE run_rows DROP COLUMN payload;
 `;
 
@@ -240,7 +245,7 @@ function prepareAll(db: Database.Database) {
       `INSERT INTO run_rows (run_no, pos, key, hash) VALUES (?, ?, ?, ?)
        ON CONFLICT (run_no, key) DO NOTHING`,
     ),
-    insertPayload: s('INSERT INTO run_payloads (id, payload) VALUES (?, ?)'),
+    insertPayload: s('INSERT INTO run_payloads (id, run_no, payload) VALUES (?, ?, ?)'),
     seenAggregates: s(
       `SELECT
          count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 0) AS new,
@@ -275,7 +280,7 @@ function prepareAll(db: Database.Database) {
     ),
     readChunk: s(
       `SELECT r.key, r.hash, p.payload FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
-       WHERE run_no = ? AND pos >= ? AND pos < ? AND status IS NULL ORDER BY pos`,
+       WHERE r.run_no = ? AND r.pos >= ? AND r.pos < ? AND r.status IS NULL ORDER BY r.pos`,
     ),
     recordOutcome: s('UPDATE run_rows SET status = @status, reason = @reason WHERE run_no = @runNo AND key = @key'),
     recordDelivered: s(
@@ -308,7 +313,7 @@ function prepareAll(db: Database.Database) {
        FROM run_rows WHERE run_no = ? AND pos >= ? AND pos < ?`,
     ),
     dropSeen: s('DELETE FROM run_seen WHERE run_no = ?'),
-    dropPayloads: s('DELETE FROM run_payloads WHERE id IN (SELECT id FROM run_rows WHERE run_no = ?)'),
+    dropPayloads: s('DELETE FROM run_payloads WHERE run_no = ?'),
     dropRows: s('DELETE FROM run_rows WHERE run_no = ?'),
     dropRun: s('DELETE FROM runs WHERE run_no = ?'),
     dropRejectedOfRun: s('DELETE FROM rejected WHERE sync_id = ? AND run_id = ?'),
@@ -480,7 +485,7 @@ export class SqliteStateStore implements StateStore {
       const plan = positionPage(entries, staged, run.next_pos, input.build);
       for (const r of plan.rows) {
         const inserted = s.insertRow.run(run.run_no, r.pos, r.key, r.hash);
-        if (inserted.changes === 1) s.insertPayload.run(inserted.lastInsertRowid, r.payload);
+        if (inserted.changes === 1) s.insertPayload.run(inserted.lastInsertRowid, run.run_no, r.payload);
       }
       const at = this.now().toISOString();
       for (const r of input.rejected) s.insertRejected.run(syncId, runId, r.key, r.reason, r.stage, at);
