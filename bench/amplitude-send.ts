@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startAmplitudeProcess, type AmplitudeProcess } from './support/amplitude-process';
 import { compileForBench } from './support/compile';
-import { compiledLauncher, runChild, type Launcher } from './support/processes';
+import { WORKER_NODE_ARGS, compiledLauncher, runChild, type Launcher } from './support/processes';
 import {
   BATCH_ROWS,
   IN_FLIGHT_REQUESTS,
@@ -99,8 +99,10 @@ async function main(): Promise<void> {
   });
   const rows = Number(values.rows ?? 1_000_000);
   const sdkRows = Number(values['sdk-rows'] ?? Math.min(rows, 100_000));
-  const launch = compiledLauncher(await compileForBench());
-  const amplitude = await startAmplitudeProcess(launch);
+  const compiled = await compileForBench();
+  const amplitude = await startAmplitudeProcess(compiledLauncher(compiled));
+  // every side with the node flags a worker runs with (the README's recommendation)
+  const launch = compiledLauncher(compiled, WORKER_NODE_ARGS);
   let results: MeasuredSide[];
   try {
     results = await runSendComparison({
@@ -113,6 +115,8 @@ async function main(): Promise<void> {
         'sdk-events',
         'ampsync-send-events',
         'raw-events',
+        'ampsync-identifies',
+        'sdk-identifies',
         'ampsync-send-identifies',
         'raw-identifies',
       ],

@@ -311,7 +311,7 @@ export function renderMarkdown(report: BenchReport): string {
       `${IN_FLIGHT_REQUESTS} requests in flight (as in the end-to-end send stage: the sender's connection pool). ` +
       '"ampsync-*" is the sender path alone (mapping, packing, gzip, per-row outcomes; no Temporal, no state store), ' +
       '"ampsync-send-*" the same with rows mapped before its clock starts; "raw-*" POSTs bodies built and gzipped ' +
-      'before its clock starts.',
+      'before its clock starts. Every side runs with the node flags of the workers above.',
     '',
     '| side | rows | seconds | rows/s | vs SDK | vs raw | peak RSS MB | requests |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',

@@ -29,16 +29,11 @@ import { runScenario, type BenchContext, type ScenarioFigures } from './e2e';
 import { checkTargets, renderMarkdown, type BenchReport, type MachineFacts } from './report';
 import { startAmplitudeProcess } from './support/amplitude-process';
 import { compileForBench } from './support/compile';
-import { compiledLauncher } from './support/processes';
+import { WORKER_NODE_ARGS, compiledLauncher } from './support/processes';
 import type { Side } from './support/send-sides';
 
 /** Rows per BigQuery page the worker reads (activities' default). */
 const PAGE_SIZE_ROWS = 10_000;
-/**
- * The V8 heap cap the workers run with. ampsync's live heap stays near 60 MB; without a cap, node on a large-memory
- * host lets garbage grow the heap to ~4× that before collecting (V8 scales its growth factor with the heap limit).
- */
-export const WORKER_NODE_ARGS = ['--max-old-space-size=1024'];
 /** The 5M-row run is skipped when the 1M full run suggests it would take longer than this. */
 const MAX_5M_MINUTES = 20;
 
@@ -211,7 +206,8 @@ async function main(): Promise<void> {
     });
 
     const sides = await runSendComparison({
-      launch: launch([]),
+      // every side (ampsync, the SDK, raw POSTs) with the node flags a worker runs with
+      launch: launch(WORKER_NODE_ARGS),
       amplitude,
       rows: plan.sendRows,
       sdkRows: plan.sdkRows,

@@ -137,6 +137,13 @@ export const tsxLauncher: Launcher = (source, args = []) => ({
 });
 
 /** Runs the compiled file of a source with plain node (and `nodeArgs`, e.g. `--cpu-prof`). */
+/**
+ * The V8 heap cap workers (and the send comparison's sides) run with, as the README recommends. ampsync's live heap
+ * stays near 60-90 MB; without a cap, node on a large-memory host lets garbage grow the heap to ~4x that before
+ * collecting (V8 scales its growth factor with the heap limit).
+ */
+export const WORKER_NODE_ARGS = ['--max-old-space-size=1024'];
+
 export function compiledLauncher(compiled: (source: string) => string, nodeArgs: string[] = []): Launcher {
   return (source, args = []) => ({ command: process.execPath, args: [...nodeArgs, compiled(source), ...args] });
 }
