@@ -93,8 +93,8 @@ export function positionPage(
   const rejected: RowRejection[] = [];
   let nextPos = firstPos;
   for (const entry of entries) {
+    if (!isStageable(entry)) continue;
     const row = entry.row;
-    if (row === null || !isStageable(entry)) continue;
     const delivered = staged.get(entry.key);
     if (delivered === undefined) {
       unchanged.push(entry.key);
@@ -106,8 +106,7 @@ export function positionPage(
       const built = build(entry.index);
       if (!built.ok) {
         rejected.push({ key: entry.key, reason: built.reason, stage: built.stage });
-        (entry as PageEntry).valid = 0;
-        (entry as PageEntry).row = null;
+        markInvalid(entry);
         continue;
       }
       payload = built.payload;
@@ -118,6 +117,12 @@ export function positionPage(
   }
   result.unchanged = unchanged.length;
   return { rows, unchanged, result, nextPos, rejected };
+}
+
+/** A stageable entry whose payload could not be built: from now on it counts as a rejected row. */
+function markInvalid(entry: PageEntry): void {
+  entry.valid = 0;
+  entry.row = null;
 }
 
 /** What a page adds to the run's counts, once its deferred payloads are built. */

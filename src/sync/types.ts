@@ -89,7 +89,7 @@ export interface DiffRow {
   payload?: string;
 }
 
-/** A row mapped to its Amplitude payload: the payload's canonical JSON is sent as is. */
+/** A row mapped to its Amplitude payload: the payload's JSON text is sent as is. */
 export interface MappedRow extends DiffRow {
   payload: string;
 }

@@ -184,7 +184,7 @@ export class PrivateTemporal {
     for (let attempt = 1; ; attempt++) {
       const server = new PrivateTemporal(await freePort(), dbFile);
       try {
-        await server.startProcess();
+        await server.spawnAndWait();
         return server;
       } catch (err) {
         if (!(err instanceof EarlyExit) || attempt >= START_ATTEMPTS) throw err;
