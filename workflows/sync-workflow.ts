@@ -1,10 +1,16 @@
 /**
  * One run of one sync as durable steps: prepare → extract and diff → send chunks (bounded parallelism) → commit
  * each chunk → report. Only references and counts enter the history, never rows.
+ *
+ * The history stays short: prepare and finish are local activities (one marker each, no task round trip), the
+ * memo and the starting search attributes come from the starter, and a run whose chunks all go in one wave
+ * publishes its counts once, at the end. A run that sends one chunk has 20 events.
  */
 import {
   ActivityFailure,
   type ActivityInterfaceFor,
+  type LocalActivityInterfaceFor,
+  type RetryPolicy,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -12,6 +18,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertMemo,
@@ -53,19 +60,30 @@ const NON_RETRYABLE = [
 const DEFAULT_HEARTBEAT_TIMEOUT_MS = 2 * 60_000;
 const DEFAULT_SHORT_STEP_TIMEOUT_MS = 10 * 60_000;
 
-/** Proxies of the short steps (`quick`) and of the long, heartbeating ones (`long`). */
-function activitiesFor(
-  timeouts: ActivityTimeouts = {},
-): Record<'quick' | 'long', ActivityInterfaceFor<SyncActivities>> {
+/**
+ * Proxies of the short steps (`quick`: commitChunk of an unfinished chunk), of the short state-store steps run as
+ * local activities (`local`: prepareRun, finishRun; a dry run and a few statements, recorded as one marker each)
+ * and of the long, heartbeating ones (`long`).
+ */
+function activitiesFor(timeouts: ActivityTimeouts = {}): {
+  quick: ActivityInterfaceFor<SyncActivities>;
+  local: LocalActivityInterfaceFor<SyncActivities>;
+  long: ActivityInterfaceFor<SyncActivities>;
+} {
+  const shortRetry: RetryPolicy = {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 20,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  };
   const quick = proxyActivities<SyncActivities>({
     startToCloseTimeout: timeouts.shortStepMs ?? DEFAULT_SHORT_STEP_TIMEOUT_MS,
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '1 minute',
-      maximumAttempts: 20,
-      nonRetryableErrorTypes: NON_RETRYABLE,
-    },
+    retry: shortRetry,
+  });
+  const local = proxyLocalActivities<SyncActivities>({
+    startToCloseTimeout: timeouts.shortStepMs ?? DEFAULT_SHORT_STEP_TIMEOUT_MS,
+    retry: shortRetry,
   });
   const long = proxyActivities<SyncActivities>({
     startToCloseTimeout: '24 hours',
@@ -78,7 +96,7 @@ function activitiesFor(
       nonRetryableErrorTypes: NON_RETRYABLE,
     },
   });
-  return { quick, long };
+  return { quick, local, long };
 }
 
 const MAX_THROTTLED_IDS = 20;
@@ -100,7 +118,7 @@ function zeroCounts(): RunCounts {
 /** Runs one sync. Signals: pause / resume. Query: progress. Cancel leaves delivered rows committed. */
 export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkflowResult> {
   const { sync } = input;
-  const { quick, long } = activitiesFor(input.activityTimeouts);
+  const { quick, local, long } = activitiesFor(input.activityTimeouts);
   const info = workflowInfo();
   const carry: SyncCarryOver | undefined = input.carryOver;
   const runId = carry?.runId ?? info.runId;
@@ -156,8 +174,10 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
     publish('running');
   });
 
-  if (!carry) upsertMemo({ syncId: sync.id, object: sync.object, trigger: input.trigger, runId });
-  publish(progress.status);
+  // the client and the schedule start a run with its memo and search attributes set: nothing to write then
+  if (!carry && !memoPreset(input)) upsertMemo({ syncId: sync.id, object: sync.object, trigger: input.trigger });
+  if (carry || !searchAttributesPreset(input)) publish(progress.status);
+  else describe();
 
   const started = new Set<number>();
   const committed = new Set<number>();
@@ -198,7 +218,7 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
   let carryOver: SyncCarryOver;
   try {
     if (!carry) {
-      const prepared = await quick.prepareRun.executeWithOptions(
+      const prepared = await local.prepareRun.executeWithOptions(
         { summary: `validate ${sync.id} and dry-run its model` },
         [{ sync, runId, workflowId: info.workflowId }],
       );
@@ -213,7 +233,9 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
       progress.chunksTotal = extracted.chunks;
       progress.sampleRejections = extracted.sampleRejections;
       progress.phase = 'sending';
-      publish(progress.status);
+      // a run of several waves shows its changed rows while it sends; a one-wave run publishes them at the end
+      if (extracted.chunks > concurrency) publish(progress.status);
+      else describe();
     }
 
     const total = progress.chunksTotal ?? 0;
@@ -264,7 +286,7 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
     } else {
       progress.phase = 'finishing';
       describe();
-      const finished = await quick.finishRun({ syncId: sync.id, runId, status: 'succeeded', counts: progress.counts });
+      const finished = await local.finishRun({ syncId: sync.id, runId, status: 'succeeded', counts: progress.counts });
       progress.phase = 'done';
       publish('succeeded');
       return {
@@ -286,7 +308,7 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
       for (const chunk of started) {
         if (!committed.has(chunk)) await commit(chunk).catch(() => undefined);
       }
-      await quick
+      await local
         .finishRun({
           syncId: sync.id,
           runId,
@@ -303,6 +325,20 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
   // outside the try: continue-as-new is thrown, and must not be mistaken for a failure of the run
   log.info('continuing as new to keep the history short', { syncId: sync.id, runId, nextChunk: carryOver.nextChunk });
   return continueAsNew<typeof syncWorkflow>({ ...input, carryOver });
+}
+
+/** Whether the starter set this run's memo (AmpsyncClient.start and the scheduled parent do). */
+function memoPreset(input: SyncWorkflowInput): boolean {
+  const memo = workflowInfo().memo;
+  return memo?.syncId === input.sync.id && memo.object === input.sync.object && memo.trigger === input.trigger;
+}
+
+/** Whether the starter set this run's search attributes to a running run of this sync. */
+function searchAttributesPreset(input: SyncWorkflowInput): boolean {
+  const sa = workflowInfo().typedSearchAttributes;
+  return (
+    sa.get(SA_SYNC_ID) === input.sync.id && sa.get(SA_OBJECT) === input.sync.object && sa.get(SA_STATUS) === 'running'
+  );
 }
 
 function describeFailure(err: unknown): string {

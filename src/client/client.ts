@@ -164,7 +164,8 @@ export class AmpsyncClient {
         ],
         workflowIdConflictPolicy: 'FAIL',
         workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-        memo: { syncId: sync.id, object: sync.object },
+        // the run's memo and starting search attributes: the workflow then writes neither at its start
+        memo: { syncId: sync.id, object: sync.object, trigger: options.trigger ?? 'client' },
         typedSearchAttributes: [
           { key: SA_SYNC_ID, value: sync.id },
           { key: SA_OBJECT, value: sync.object },

@@ -7,12 +7,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { syncSchema, type SyncConfig, type SyncConfigInput } from '../../src/config/schema';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
 import type { SourceRow } from '../../src/sync/types';
 import { syncWorkflowId } from '../../src/temporal/names';
-import { SA_STATUS } from '../../src/temporal/search-attributes';
+import { SA_ROWS_DELIVERED, SA_STATUS } from '../../src/temporal/search-attributes';
 import { createHarness, workflowBundle, type Harness } from '../support/temporal';
 import { field, MemorySource } from '../support/memory-source';
 
@@ -95,6 +96,31 @@ test('a users sync delivers every row, a second run sends nothing, a change send
     const third = await harness.client.run(sync);
     expect(third.counts).toMatchObject({ new: 1, changed: 2, delivered: 3, unchanged: 2498 });
     expect(emulator.user('user-0000007')?.user_properties).toEqual({ plan: 'free', ltv: 1007 });
+  });
+});
+
+test('a one-chunk run keeps a short history: local prepare and finish, memo and search attributes from the start', async () => {
+  const source = new MemorySource(userSchema, userRow(), 900);
+  const state = `sqlite:${path.join(dir, 'short-history.db')}`;
+  const sync = syncOf(uniqueSyncId('short-history'), { options: { chunkSize: 1000, batchSize: 500, concurrency: 4 } });
+  await withWorker(source, state, async () => {
+    const handle = await harness.client.start(sync);
+    const result = await handle.result();
+    expect(result.counts).toMatchObject({ new: 900, delivered: 900 });
+    const history = await handle.fetchHistory();
+    const events = history.events ?? [];
+    const types = events.map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
+    const count = (type: string): number => types.filter((t) => t.endsWith(type)).length;
+    // extract and the chunk's send are activities; prepare and finish are markers; one upsert, at the end
+    expect(count('ACTIVITY_TASK_SCHEDULED')).toBe(2);
+    expect(count('MARKER_RECORDED')).toBe(2);
+    expect(count('UPSERT_WORKFLOW_SEARCH_ATTRIBUTES')).toBe(1);
+    expect(count('WORKFLOW_PROPERTIES_MODIFIED')).toBe(0);
+    expect(events.length).toBeLessThanOrEqual(20);
+    const described = await handle.describe();
+    expect(described.memo).toMatchObject({ syncId: sync.id, object: 'users', trigger: 'client' });
+    expect(described.typedSearchAttributes.get(SA_STATUS)).toBe('succeeded');
+    expect(described.typedSearchAttributes.get(SA_ROWS_DELIVERED)).toBe(900);
   });
 });
 
@@ -231,7 +257,9 @@ test('a mapping to a column the model lacks fails fast with a non-retryable fail
   await withWorker(source, state, async () => {
     const err: unknown = await harness.client.run(sync).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    const cause = (err as WorkflowFailedError).cause?.cause;
+    // prepareRun is a local activity: its failure fails the workflow unwrapped (an activity's comes in ActivityFailure)
+    const failure = (err as WorkflowFailedError).cause;
+    const cause = failure instanceof ActivityFailure ? failure.cause : failure;
     expect(cause).toBeInstanceOf(ApplicationFailure);
     expect((cause as ApplicationFailure).nonRetryable).toBe(true);
     expect((cause as ApplicationFailure).message).toContain('no_such_column');
