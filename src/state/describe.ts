@@ -2,7 +2,7 @@
 import type { RowRejection, RunCounts } from '../sync/types';
 import { emptyCounts } from '../sync/types';
 import { StateConfigError, StateConflictError } from './errors';
-import type { FinishExtractResult, RunStatus } from './types';
+import type { CommitChunkResult, FinishExtractResult, RunStatus } from './types';
 
 /** Rejections returned by finishExtract for the run summary. */
 export const MAX_SAMPLE_REJECTIONS = 10;
@@ -128,4 +128,24 @@ export function unknownKeys(keys: string[], syncId: string, runId: string): Stat
     .join(', ');
   const more = keys.length > 3 ? ` and ${keys.length - 3} more` : '';
   return new StateConflictError(`${runLabel(syncId, runId)} staged no row with key ${shown}${more}`);
+}
+
+/**
+ * Positions past any staged row: an abandoned run's chunks are committed in one statement. Fits PostgreSQL's
+ * `integer` (the type of run_rows.pos there).
+ */
+export const ALL_POSITIONS = 2 ** 31 - 1;
+
+/** Why a run that never finished was closed: a later run of its sync began (one workflow per sync runs at once). */
+export function abandonedReason(byRunId: string): string {
+  return (
+    `abandoned: its workflow stopped without finishing (terminated, timed out or reset), and run "${byRunId}" ` +
+    'of the same sync began; rows it delivered were committed, the rest are sent by later runs'
+  );
+}
+
+/** An abandoned run's counts, with the outcomes its rows had when it stopped. */
+export function abandonedCounts(counts: RunCounts, outcomes: CommitChunkResult | undefined): RunCounts {
+  if (outcomes === undefined) return counts;
+  return { ...counts, delivered: outcomes.delivered, rejected: outcomes.rejected, deferred: outcomes.deferred };
 }

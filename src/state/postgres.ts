@@ -16,6 +16,9 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { DiffMode, RowOutcome, RowRejection, RunCounts, StagedRow } from '../sync/types';
 import { emptyCounts } from '../sync/types';
 import {
+  ALL_POSITIONS,
+  abandonedCounts,
+  abandonedReason,
   MAX_SAMPLE_REJECTIONS,
   addPage,
   checkChunkSize,
@@ -254,11 +257,20 @@ export class PostgresStateStore implements StateStore {
     const { syncId, runId } = input;
     return this.transaction(`begin ${runLabel(syncId, runId)}`, async (c) => {
       checkChunkSize(input.chunkSize, syncId, runId);
-      await c.query(
+      const inserted = await c.query(
         `INSERT INTO ${this.t}.runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts)
-         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) ON CONFLICT (sync_id, run_id) DO NOTHING`,
+         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) ON CONFLICT (sync_id, run_id) DO NOTHING RETURNING run_no`,
         [syncId, runId, input.workflowId ?? null, input.mode, input.chunkSize, this.now(), emptyCounts()],
       );
+      if (inserted.rowCount === 1) {
+        // one workflow runs a sync at a time: a run of this sync still open here was abandoned by its workflow
+        const stale = await c.query<RunRow>(
+          `SELECT * FROM ${this.t}.runs WHERE sync_id = $1 AND run_id <> $2 AND status = 'running'
+           ORDER BY run_no FOR UPDATE`,
+          [syncId, runId],
+        );
+        for (const run of stale.rows) await this.closeAbandoned(c, run, runId);
+      }
       const run = await this.requireRun(c, syncId, runId);
       checkSameRun({ mode: run.mode, chunkSize: run.chunk_size }, input, syncId, runId);
       return toRecord(run);
@@ -500,37 +512,54 @@ export class PostgresStateStore implements StateStore {
   }
 
   async commitChunk(syncId: string, runId: string, chunk: number): Promise<CommitChunkResult> {
-    const t = this.t;
     return this.transaction(`commit chunk ${chunk} of ${runLabel(syncId, runId)}`, async (c) => {
       const run = await this.chunkableRun(c, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
-      const to = from + run.chunk_size;
-      // idempotent: a chunk committed again (or by two workers at once) rewrites nothing and files nothing twice
-      await c.query(
-        `INSERT INTO ${t}.synced (sync_id, key, hash)
-         SELECT $4, key, hash FROM ${t}.run_rows
-         WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered' ORDER BY key
-         ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash WHERE synced.hash <> excluded.hash`,
-        [run.run_no, from, to, syncId],
-      );
-      await c.query(
-        `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
-         SELECT $4, $5, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', $6 FROM ${t}.run_rows
-         WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'rejected' ORDER BY pos
-         ON CONFLICT (sync_id, run_id, key) WHERE stage = 'amplitude' DO NOTHING`,
-        [run.run_no, from, to, syncId, runId, this.now()],
-      );
-      const counts = await c.query<CommitChunkResult>(
-        `SELECT
-           count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
-           count(*) FILTER (WHERE status = 'rejected')::int AS rejected,
-           count(*) FILTER (WHERE status = 'deferred')::int AS deferred,
-           count(*) FILTER (WHERE status IS NULL)::int AS pending
-         FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3`,
-        [run.run_no, from, to],
-      );
-      return counts.rows[0] as CommitChunkResult;
+      return this.commitRange(c, run, from, from + run.chunk_size);
     });
+  }
+
+  /** Commits the staged rows at positions [from, to) of a run; what they were delivered or rejected as. */
+  private async commitRange(c: PoolClient, run: RunRow, from: number, to: number): Promise<CommitChunkResult> {
+    const t = this.t;
+    // idempotent: a chunk committed again (or by two workers at once) rewrites nothing and files nothing twice
+    await c.query(
+      `INSERT INTO ${t}.synced (sync_id, key, hash)
+       SELECT $4, key, hash FROM ${t}.run_rows
+       WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered' ORDER BY key
+       ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash WHERE synced.hash <> excluded.hash`,
+      [run.run_no, from, to, run.sync_id],
+    );
+    await c.query(
+      `INSERT INTO ${t}.rejected (sync_id, run_id, key, reason, stage, at)
+       SELECT $4, $5, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', $6 FROM ${t}.run_rows
+       WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'rejected' ORDER BY pos
+       ON CONFLICT (sync_id, run_id, key) WHERE stage = 'amplitude' DO NOTHING`,
+      [run.run_no, from, to, run.sync_id, run.run_id, this.now()],
+    );
+    const counts = await c.query<CommitChunkResult>(
+      `SELECT
+         count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
+         count(*) FILTER (WHERE status = 'rejected')::int AS rejected,
+         count(*) FILTER (WHERE status = 'deferred')::int AS deferred,
+         count(*) FILTER (WHERE status IS NULL)::int AS pending
+       FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3`,
+      [run.run_no, from, to],
+    );
+    return counts.rows[0] as CommitChunkResult;
+  }
+
+  /**
+   * Closes a run its workflow left open (terminated, timed out, reset): rows it delivered become synced, rows
+   * Amplitude rejected are filed, the run is marked failed and its staging rows are dropped.
+   */
+  private async closeAbandoned(c: PoolClient, run: RunRow, byRunId: string): Promise<void> {
+    const outcomes = run.chunks === null ? undefined : await this.commitRange(c, run, 0, ALL_POSITIONS);
+    await c.query(
+      `UPDATE ${this.t}.runs SET status = 'failed', counts = $1, error = $2, finished_at = $3 WHERE run_no = $4`,
+      [abandonedCounts(parseCounts(run.counts), outcomes), abandonedReason(byRunId), this.now(), run.run_no],
+    );
+    await this.dropStaging(c, run.run_no);
   }
 
   async finishRun(

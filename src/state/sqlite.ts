@@ -14,7 +14,10 @@ import Database from 'better-sqlite3';
 import type { DiffMode, RowOutcome, RowRejection, RunCounts, StagedRow } from '../sync/types';
 import { emptyCounts } from '../sync/types';
 import {
+  ALL_POSITIONS,
   MAX_SAMPLE_REJECTIONS,
+  abandonedCounts,
+  abandonedReason,
   addPage,
   checkChunkSize,
   checkChunkable,
@@ -212,6 +215,7 @@ function prepareAll(db: Database.Database) {
   return {
     runById: s('SELECT * FROM runs WHERE sync_id = ? AND run_id = ?'),
     runsOfSync: s('SELECT * FROM runs WHERE sync_id = ? ORDER BY run_no DESC LIMIT ?'),
+    otherRunningRuns: s("SELECT * FROM runs WHERE sync_id = ? AND run_id <> ? AND status = 'running' ORDER BY run_no"),
     insertRun: s(
       `INSERT INTO runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts)
        VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
@@ -427,6 +431,8 @@ export class SqliteStateStore implements StateStore {
         return toRecord(existing);
       }
       s.numberSync.run(syncId);
+      // one workflow runs a sync at a time: a run of this sync still open here was abandoned by its workflow
+      for (const stale of s.otherRunningRuns.all(syncId, runId) as RunRow[]) this.closeAbandoned(s, stale, runId);
       s.insertRun.run(
         syncId,
         runId,
@@ -591,6 +597,26 @@ export class SqliteStateStore implements StateStore {
       s.dropPages.run(run.run_no);
       return toRecord(this.requireRun(s, syncId, runId));
     });
+  }
+
+  /**
+   * Closes a run its workflow left open (terminated, timed out, reset): rows it delivered become synced, rows
+   * Amplitude rejected are filed, the run is marked failed and its staging rows are dropped.
+   */
+  private closeAbandoned(s: Statements, run: RunRow, byRunId: string): void {
+    const at = this.now().toISOString();
+    let outcomes: CommitChunkResult | undefined;
+    if (run.chunks !== null) {
+      s.commitDelivered.run(run.sync_id, run.run_no, 0, ALL_POSITIONS);
+      s.commitRejected.run(run.sync_id, run.run_id, at, run.run_no, 0, ALL_POSITIONS);
+      outcomes = s.chunkCounts.get(run.run_no, 0, ALL_POSITIONS) as CommitChunkResult;
+    }
+    const counts = abandonedCounts(parseCounts(run.counts), outcomes);
+    s.finish.run('failed', JSON.stringify(counts), abandonedReason(byRunId), at, run.run_no);
+    s.dropSeen.run(run.run_no);
+    s.dropPayloads.run(run.run_no);
+    s.dropRows.run(run.run_no);
+    s.dropPages.run(run.run_no);
   }
 
   discardRun(syncId: string, runId: string): Promise<void> {

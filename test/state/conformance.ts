@@ -403,23 +403,25 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       expect(await store.countSynced(syncId)).toBe(3);
     });
 
-    it('loses nothing when a run crashes between send and commit: the next run stages those rows again', async () => {
+    it('loses nothing when a run crashes between send and commit and is never resumed', async () => {
       const syncId = newSync();
       const runId = newRun();
       const rows = keys(6).map((k) => user(k));
       const { finished } = await extract(syncId, runId, [{ rows }], { chunkSize: 2 });
       expect(finished.chunks).toBe(3);
-      // chunk 0: sent and committed; chunk 1: sent, outcomes recorded, never committed; chunk 2: never sent
+      // chunk 0: sent and committed; chunk 1: sent, outcomes recorded, never committed; chunk 2: sent, the worker
+      // died before it recorded the answers
       await store.recordOutcomes(syncId, runId, (await store.readChunk(syncId, runId, 0)).map(delivered));
       await store.commitChunk(syncId, runId, 0);
       await store.recordOutcomes(syncId, runId, (await store.readChunk(syncId, runId, 1)).map(delivered));
       expect(await store.countSynced(syncId)).toBe(2);
 
+      // the next run closes the abandoned one: its recorded deliveries are committed, chunk 2 is staged again
       const next = await fullRun(syncId, [{ rows }]);
-      expect(sentKeys(next.sent)).toEqual(['u002', 'u003', 'u004', 'u005']);
-      expect(next.finished.counts).toMatchObject({ new: 4, unchanged: 2 });
+      expect(sentKeys(next.sent)).toEqual(['u004', 'u005']);
+      expect(next.finished.counts).toMatchObject({ new: 2, unchanged: 4 });
       expect(await store.countSynced(syncId)).toBe(6);
-      expect((await store.getRun(syncId, runId))?.status).toBe('running');
+      expect((await store.getRun(syncId, runId))?.status).toBe('failed');
     });
 
     it('never marks an unsent or deferred row synced: a commit counts them pending or deferred', async () => {
@@ -551,6 +553,61 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       expect(await store.finishRun(syncId, runId, 'failed', emptyCounts(), 'late retry')).toEqual(done);
       // its staging data is gone
       await expect(store.readChunk(syncId, runId, 0)).rejects.toThrow(StateConflictError);
+    });
+
+    it('closes a run its workflow left open when the next run of the sync begins, committing what it delivered', async () => {
+      const syncId = newSync();
+      const rows = keys(25).map((k) => user(k));
+      const abandoned = newRun();
+      const first = await extract(syncId, abandoned, pagesOf(rows, 10), { chunkSize: 10 });
+      expect(first.finished.chunks).toBe(3);
+      // chunk 0 delivered, chunk 1 delivered but one row rejected; nothing committed; chunk 2 never sent
+      const chunk0 = await store.readChunk(syncId, abandoned, 0);
+      await store.recordOutcomes(syncId, abandoned, chunk0.map(delivered));
+      const chunk1 = await store.readChunk(syncId, abandoned, 1);
+      await store.recordOutcomes(
+        syncId,
+        abandoned,
+        chunk1.map((row) =>
+          row.key === 'u012' ? { key: row.key, status: 'rejected', reason: 'user_id is too short' } : delivered(row),
+        ),
+      );
+      expect(await store.countSynced(syncId)).toBe(0);
+
+      const next = newRun();
+      const second = await extract(syncId, next, pagesOf(rows, 10), { chunkSize: 10 });
+      const closed = await store.getRun(syncId, abandoned);
+      expect(closed).toMatchObject({ status: 'failed', counts: { delivered: 19, rejected: 1, new: 25 } });
+      expect(closed?.error).toContain('abandoned');
+      expect(closed?.error).toContain(next);
+      expect(closed?.finishedAt).not.toBeNull();
+      // what it delivered is synced, so the next run sends only the rest (the rejected row is tried again)
+      expect(second.finished.counts).toMatchObject({ unchanged: 19, new: 6 });
+      const rejected = await store.listRejected(syncId, 10);
+      expect(rejected).toEqual([expect.objectContaining({ runId: abandoned, key: 'u012', stage: 'amplitude' })]);
+      // its staging rows are gone
+      await expect(store.readChunk(syncId, abandoned, 0)).rejects.toThrow(StateConflictError);
+      // a retried begin of the new run changes nothing
+      await store.beginRun({ syncId, runId: next, mode: 'upsert', chunkSize: 10, workflowId: `wf_${syncId}` });
+      expect(await store.getRun(syncId, abandoned)).toEqual(closed);
+      expect((await store.getRun(syncId, next))?.status).toBe('running');
+    });
+
+    it('closes a run abandoned during extraction without committing anything', async () => {
+      const syncId = newSync();
+      const rows = keys(5).map((k) => user(k));
+      const abandoned = newRun();
+      await store.beginRun({ syncId, runId: abandoned, mode: 'upsert', chunkSize: 10 });
+      await store.stagePage({ syncId, runId: abandoned, rows, rejected: [], cursor: cursorAfter(1, 2, 5) });
+      const other = newSync();
+      const otherRun = newRun();
+      await store.beginRun({ syncId: other, runId: otherRun, mode: 'upsert', chunkSize: 10 });
+
+      const next = await fullRun(syncId, pagesOf(rows, 10));
+      expect(await store.getRun(syncId, abandoned)).toMatchObject({ status: 'failed', counts: { delivered: 0 } });
+      expect(next.finished.counts).toMatchObject({ new: 5 });
+      // only runs of the same sync are closed
+      expect((await store.getRun(other, otherRun))?.status).toBe('running');
     });
 
     it('refuses outcomes for keys the run did not stage, applying none of them', async () => {

@@ -110,7 +110,7 @@ test('a one-chunk run keeps a short history: local prepare and finish, memo and 
     const history = await handle.fetchHistory();
     const events = history.events ?? [];
     const types = events.map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
-    const count = (type: string): number => types.filter((t) => t.endsWith(type)).length;
+    const count = (type: string): number => types.filter((t) => t?.endsWith(type) === true).length;
     // extract and the chunk's send are activities; prepare and finish are markers; one upsert, at the end
     expect(count('ACTIVITY_TASK_SCHEDULED')).toBe(2);
     expect(count('MARKER_RECORDED')).toBe(2);
