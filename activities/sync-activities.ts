@@ -82,6 +82,20 @@ export function withoutRowValues(rejection: RowRejection): RowRejection {
   return { ...rejection, reason };
 }
 
+/**
+ * A batch's outcomes with the rows' staging positions (the sender answers row for row, in batch order), so the
+ * store records deliveries by position instead of looking each key up.
+ */
+export function positioned(batch: readonly StagedRow[], outcomes: RowOutcome[]): RowOutcome[] {
+  if (outcomes.length !== batch.length) return outcomes;
+  for (let i = 0; i < outcomes.length; i++) {
+    const row = batch[i] as StagedRow;
+    const outcome = outcomes[i] as RowOutcome;
+    if (row.pos !== undefined && outcome.key === row.key) outcome.pos = row.pos;
+  }
+  return outcomes;
+}
+
 /** BigQuery job ids allow letters, digits, `_` and `-` (at most 1024 characters). */
 export function extractJobId(syncId: string, runId: string): string {
   return `ampsync_${syncId}_${runId}`.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -209,7 +223,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
               }
               throw err;
             }
-            await deps.state.recordOutcomes(sync.id, runId, outcomes);
+            await deps.state.recordOutcomes(sync.id, runId, positioned(batch, outcomes));
             result.requests += 1;
             for (const o of outcomes) {
               if (o.status === 'delivered') result.delivered += 1;

@@ -471,7 +471,7 @@ export class PostgresStateStore implements StateStore {
       const run = await this.chunkableRun(c, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
       const { rows } = await c.query<StagedRow>(
-        `SELECT key, hash, payload FROM ${this.t}.run_rows
+        `SELECT key, hash, payload, pos FROM ${this.t}.run_rows
          WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NULL ORDER BY pos`,
         [run.run_no, from, from + run.chunk_size],
       );

@@ -56,8 +56,10 @@ const CACHE_SIZE_KIB = 32 * 1024;
  * 2: `synced` keyed by a sync number (sync_ids) instead of the sync id text, which made every row longer; a page's
  * unchanged keys kept in `run_pages.unchanged` instead of a run_seen row each; payloads moved out of `run_rows`
  * (to `run_payloads`), so recording outcomes rewrites narrow rows.
+ * 3: delivered rows recorded by position in `run_delivered` (appended, not a rewrite of their run_rows row); a
+ * version 2 file keeps its in-flight runs' `status = 'delivered'` rows, which still count as delivered.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export interface SqliteStateStoreOptions {
   /** Database file; its folder is created (mode 0700) and the file made private (0600). */
@@ -128,6 +130,12 @@ CREATE TABLE IF NOT EXISTS run_payloads (
 );
 CREATE INDEX IF NOT EXISTS run_payloads_by_run ON run_payloads (run_no);
 CREATE UNIQUE INDEX IF NOT EXISTS run_rows_by_key ON run_rows (run_no, key);
+-- delivered rows by staging position: appended in position order as each batch is answered
+CREATE TABLE IF NOT EXISTS run_delivered (
+  run_no INTEGER NOT NULL,
+  pos INTEGER NOT NULL,
+  PRIMARY KEY (run_no, pos)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS run_rows_by_pos ON run_rows (run_no, pos);
 
 -- a number per sync id: the synced rows carry it instead of the id's text (the diff reads millions of them)
@@ -282,9 +290,15 @@ function prepareAll(db: Database.Database) {
        FROM (SELECT id, row_number() OVER (ORDER BY pos) - 1 AS rn FROM run_rows WHERE run_no = ?) AS r
        WHERE run_rows.id = r.id AND run_rows.pos <> r.rn`,
     ),
+    // rows without a status; those delivered by position are left out by readChunk (`deliveredIn`)
     readChunk: s(
-      `SELECT r.key, r.hash, p.payload FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
+      `SELECT r.key, r.hash, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
        WHERE r.run_no = ? AND r.pos >= ? AND r.pos < ? AND r.status IS NULL ORDER BY r.pos`,
+    ),
+    deliveredIn: s('SELECT pos FROM run_delivered WHERE run_no = ? AND pos >= ? AND pos < ?'),
+    recordDeliveredAt: s(
+      `INSERT INTO run_delivered (run_no, pos) SELECT @runNo, value FROM json_each(@positions) WHERE true
+       ON CONFLICT (run_no, pos) DO NOTHING`,
     ),
     recordOutcome: s('UPDATE run_rows SET status = @status, reason = @reason WHERE run_no = @runNo AND key = @key'),
     recordDelivered: s(
@@ -296,10 +310,15 @@ function prepareAll(db: Database.Database) {
        WHERE NOT EXISTS (SELECT 1 FROM run_rows WHERE run_no = @runNo AND key = j.value)`,
     ),
     // idempotent: a chunk committed again rewrites nothing
+    // delivered: recorded by position (run_delivered), or by key in the row's status (as a version 2 file did)
     commitDelivered: s(
       `INSERT INTO synced (sync_no, key, hash)
-       SELECT ${SYNC_NO('?')}, key, hash FROM run_rows
-       WHERE run_no = ? AND pos >= ? AND pos < ? AND status = 'delivered' ORDER BY key
+       SELECT ${SYNC_NO('@syncId')}, key, hash FROM (
+         SELECT r.key, r.hash FROM run_delivered AS d CROSS JOIN run_rows AS r ON r.run_no = d.run_no AND r.pos = d.pos
+         WHERE d.run_no = @runNo AND d.pos >= @from AND d.pos < @to
+         UNION ALL
+         SELECT key, hash FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to AND status = 'delivered'
+       ) ORDER BY key
        ON CONFLICT (sync_no, key) DO UPDATE SET hash = excluded.hash WHERE hash IS NOT excluded.hash`,
     ),
     commitRejected: s(
@@ -308,17 +327,21 @@ function prepareAll(db: Database.Database) {
        WHERE run_no = ? AND pos >= ? AND pos < ? AND status = 'rejected' ORDER BY pos
        ON CONFLICT (sync_id, run_id, key) WHERE stage = 'amplitude' DO NOTHING`,
     ),
+    // a row delivered by position keeps a NULL status: it counts as delivered, not pending
     chunkCounts: s(
-      `SELECT
-         count(*) FILTER (WHERE status = 'delivered') AS delivered,
-         count(*) FILTER (WHERE status = 'rejected') AS rejected,
-         count(*) FILTER (WHERE status = 'deferred') AS deferred,
-         count(*) FILTER (WHERE status IS NULL) AS pending
-       FROM run_rows WHERE run_no = ? AND pos >= ? AND pos < ?`,
+      `SELECT delivered + byPosition AS delivered, rejected, deferred, pending - byPosition AS pending FROM (
+         SELECT
+           count(*) FILTER (WHERE status = 'delivered') AS delivered,
+           count(*) FILTER (WHERE status = 'rejected') AS rejected,
+           count(*) FILTER (WHERE status = 'deferred') AS deferred,
+           count(*) FILTER (WHERE status IS NULL) AS pending,
+           (SELECT count(*) FROM run_delivered WHERE run_no = @runNo AND pos >= @from AND pos < @to) AS byPosition
+         FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to)`,
     ),
     dropSeen: s('DELETE FROM run_seen WHERE run_no = ?'),
     dropPayloads: s('DELETE FROM run_payloads WHERE run_no = ?'),
     dropRows: s('DELETE FROM run_rows WHERE run_no = ?'),
+    dropDelivered: s('DELETE FROM run_delivered WHERE run_no = ?'),
     dropRun: s('DELETE FROM runs WHERE run_no = ?'),
     dropRejectedOfRun: s('DELETE FROM rejected WHERE sync_id = ? AND run_id = ?'),
 
@@ -539,7 +562,11 @@ export class SqliteStateStore implements StateStore {
     return this.read(`read chunk ${chunk} of ${runLabel(syncId, runId)}`, (s) => {
       const run = this.chunkableRun(s, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
-      return s.readChunk.all(run.run_no, from, from + run.chunk_size) as StagedRow[];
+      const to = from + run.chunk_size;
+      const rows = s.readChunk.all(run.run_no, from, to) as StagedRow[];
+      // a retried send: rows an earlier attempt delivered are left out (none, on a chunk's first read)
+      const delivered = new Set(s.deliveredIn.pluck().all(run.run_no, from, to) as number[]);
+      return delivered.size === 0 ? rows : rows.filter((r) => !delivered.has(r.pos as number));
     });
   }
 
@@ -548,15 +575,22 @@ export class SqliteStateStore implements StateStore {
     return this.write(`record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`, (s) => {
       const run = this.chunkableRun(s, syncId, runId);
       const unknown: string[] = [];
-      // delivered, the usual answer, in one statement per batch; the rest one by one, with their reasons
+      // delivered, the usual answer, in one statement per batch: appended by position when the outcome carries
+      // one (no key lookup, no row rewritten), else by key; the rest one by one, with their reasons
       const delivered: string[] = [];
+      const deliveredAt: number[] = [];
       for (const o of outcomes) {
         if (o.status === 'delivered') {
-          delivered.push(o.key);
+          const pos = o.pos;
+          if (pos !== undefined && Number.isSafeInteger(pos) && pos >= 0 && pos < run.next_pos) deliveredAt.push(pos);
+          else delivered.push(o.key);
           continue;
         }
         const outcome = { status: o.status, reason: o.reason, runNo: run.run_no, key: o.key };
         if (s.recordOutcome.run(outcome).changes === 0) unknown.push(o.key);
+      }
+      if (deliveredAt.length > 0) {
+        s.recordDeliveredAt.run({ runNo: run.run_no, positions: JSON.stringify(deliveredAt) });
       }
       if (delivered.length > 0) {
         const keys = JSON.stringify(delivered);
@@ -574,9 +608,10 @@ export class SqliteStateStore implements StateStore {
       const run = this.chunkableRun(s, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
       const to = from + run.chunk_size;
-      s.commitDelivered.run(syncId, run.run_no, from, to);
+      const range = { syncId, runNo: run.run_no, from, to };
+      s.commitDelivered.run(range);
       s.commitRejected.run(syncId, runId, this.now().toISOString(), run.run_no, from, to);
-      return s.chunkCounts.get(run.run_no, from, to) as CommitChunkResult;
+      return s.chunkCounts.get(range) as CommitChunkResult;
     });
   }
 
@@ -594,6 +629,7 @@ export class SqliteStateStore implements StateStore {
       s.dropSeen.run(run.run_no);
       s.dropPayloads.run(run.run_no);
       s.dropRows.run(run.run_no);
+      s.dropDelivered.run(run.run_no);
       s.dropPages.run(run.run_no);
       return toRecord(this.requireRun(s, syncId, runId));
     });
@@ -607,15 +643,17 @@ export class SqliteStateStore implements StateStore {
     const at = this.now().toISOString();
     let outcomes: CommitChunkResult | undefined;
     if (run.chunks !== null) {
-      s.commitDelivered.run(run.sync_id, run.run_no, 0, ALL_POSITIONS);
+      const all = { syncId: run.sync_id, runNo: run.run_no, from: 0, to: ALL_POSITIONS };
+      s.commitDelivered.run(all);
       s.commitRejected.run(run.sync_id, run.run_id, at, run.run_no, 0, ALL_POSITIONS);
-      outcomes = s.chunkCounts.get(run.run_no, 0, ALL_POSITIONS) as CommitChunkResult;
+      outcomes = s.chunkCounts.get(all) as CommitChunkResult;
     }
     const counts = abandonedCounts(parseCounts(run.counts), outcomes);
     s.finish.run('failed', JSON.stringify(counts), abandonedReason(byRunId), at, run.run_no);
     s.dropSeen.run(run.run_no);
     s.dropPayloads.run(run.run_no);
     s.dropRows.run(run.run_no);
+    s.dropDelivered.run(run.run_no);
     s.dropPages.run(run.run_no);
   }
 
@@ -626,6 +664,7 @@ export class SqliteStateStore implements StateStore {
       s.dropSeen.run(run.run_no);
       s.dropPayloads.run(run.run_no);
       s.dropRows.run(run.run_no);
+      s.dropDelivered.run(run.run_no);
       s.dropPages.run(run.run_no);
       s.dropRejectedOfRun.run(syncId, runId);
       s.dropRun.run(run.run_no);

@@ -125,16 +125,22 @@ export interface RowMapper {
 }
 
 /** Per-row result of a send. Deferred rows (throttled past the wait we allow) are sent again next run. */
-export type RowOutcome =
+export type RowOutcome = (
   | { key: string; status: 'delivered' }
   | { key: string; status: 'rejected'; reason: string }
-  | { key: string; status: 'deferred'; reason: string; retryAfterMs?: number };
+  | { key: string; status: 'deferred'; reason: string; retryAfterMs?: number }
+) & {
+  /** The row's staging position (StagedRow.pos), when known: a store records it without looking the key up. */
+  pos?: number;
+};
 
 /** A staged row as read back for sending. */
 export interface StagedRow {
   key: string;
   hash: string;
   payload: string;
+  /** Its position in the run's staging order (set by readChunk). */
+  pos?: number;
 }
 
 /** Counts of one run. */

@@ -174,7 +174,8 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
         duplicateKeys: 0,
         sampleRejections: [],
       });
-      expect(run.sent).toEqual(rows.map(({ key, hash, payload }) => ({ key, hash, payload })));
+      // read back with their staging positions: dense, in model order
+      expect(run.sent).toEqual(rows.map(({ key, hash, payload }, pos) => ({ key, hash, payload, pos })));
       expect(run.commits).toEqual([
         { delivered: 10, rejected: 0, deferred: 0, pending: 0 },
         { delivered: 10, rejected: 0, deferred: 0, pending: 0 },
@@ -215,7 +216,7 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       expect(second.finished.counts).toEqual({ extracted: 24, invalid: 0, new: 1, changed: 3, unchanged: 20, gone: 2 });
       expect(second.finished.chunks).toBe(2);
       expect(sentKeys(second.sent)).toEqual(['u003', 'n001', 'u012', 'u020']);
-      expect(second.sent[0]).toEqual(user('u003', 'pro'));
+      expect(second.sent[0]).toEqual({ ...user('u003', 'pro'), pos: 0 });
 
       // the changed hashes are now the delivered ones; the gone keys stay delivered
       const third = await fullRun(syncId, pagesOf(next, 10));
@@ -277,8 +278,8 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
         ],
       });
       // duplicates removed, chunks renumbered densely in staging order
-      expect(await store.readChunk(syncId, runId, 0)).toEqual([user('a')]);
-      expect(await store.readChunk(syncId, runId, 1)).toEqual([user('c')]);
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([{ ...user('a'), pos: 0 }]);
+      expect(await store.readChunk(syncId, runId, 1)).toEqual([{ ...user('c'), pos: 1 }]);
       await expect(store.readChunk(syncId, runId, 2)).rejects.toThrow(StateConflictError);
 
       const rejected = await store.listRejected(syncId, 10);
@@ -330,7 +331,7 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
         duplicateKeys: 1,
         sampleRejections: [{ key: 'u001', reason: 'duplicate key "u001" appears 2 times in the model', stage: 'diff' }],
       });
-      expect(await store.readChunk(syncId, runId, 0)).toEqual([user('n000')]);
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([{ ...user('n000'), pos: 0 }]);
     });
 
     it('builds payloads only for the rows it stages; a row its build rejects is filed and tried again next run', async () => {
@@ -369,7 +370,7 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
         { key: 'u003', reason: 'time from column "at": not a valid instant', stage: 'validation' },
       ]);
       const { sent } = await sendAll(syncId, firstRun, first.finished.chunks);
-      expect(sent).toEqual(model.filter((r) => r.key !== 'u003'));
+      expect(sent.map(({ pos: _pos, ...row }) => row)).toEqual(model.filter((r) => r.key !== 'u003'));
       await store.finishRun(syncId, firstRun, 'succeeded', { ...emptyCounts(), ...first.finished.counts });
 
       // unchanged fingerprints are never built; the rejected row is tried again, and now goes
@@ -485,7 +486,11 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
         { key: 'u003', status: 'delivered' },
         { key: 'u000', status: 'rejected', reason: 'bad device_id' },
       ]);
-      expect(await store.readChunk(syncId, runId, 0)).toEqual([user('u001'), user('u002'), user('u004')]);
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([
+        { ...user('u001'), pos: 1 },
+        { ...user('u002'), pos: 2 },
+        { ...user('u004'), pos: 4 },
+      ]);
       // recording the same outcomes again changes nothing
       await store.recordOutcomes(syncId, runId, [{ key: 'u003', status: 'delivered' }]);
       expect(sentKeys(await store.readChunk(syncId, runId, 0))).toEqual(['u001', 'u002', 'u004']);
@@ -610,6 +615,24 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       expect((await store.getRun(other, otherRun))?.status).toBe('running');
     });
 
+    it('records deliveries by staging position as by key', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      await extract(syncId, runId, [{ rows: keys(4).map((k) => user(k)) }], { chunkSize: 10 });
+      const rows = await store.readChunk(syncId, runId, 0);
+      expect(rows.map((r) => r.pos)).toEqual([0, 1, 2, 3]);
+      await store.recordOutcomes(syncId, runId, [
+        { key: 'u000', status: 'delivered', pos: 0 },
+        { key: 'u001', status: 'rejected', reason: 'bad user_id', pos: 1 },
+        { key: 'u002', status: 'delivered' },
+        // a position out of the run's range is not trusted: the key decides
+        { key: 'u003', status: 'delivered', pos: 99 },
+      ]);
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([]);
+      expect(await store.commitChunk(syncId, runId, 0)).toEqual({ delivered: 3, rejected: 1, deferred: 0, pending: 0 });
+      expect(await store.countSynced(syncId)).toBe(3);
+    });
+
     it('refuses outcomes for keys the run did not stage, applying none of them', async () => {
       const syncId = newSync();
       const runId = newRun();
@@ -668,7 +691,7 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       const rows = odd.map((k) => mapped(k, { note: `${k}\t\\N\n` }));
       const { finished } = await extract(syncId, runId, [{ rows }], { chunkSize: 100 });
       expect(finished.counts.new).toBe(odd.length);
-      expect(await store.readChunk(syncId, runId, 0)).toEqual(rows);
+      expect(await store.readChunk(syncId, runId, 0)).toEqual(rows.map((row, pos) => ({ ...row, pos })));
       await store.recordOutcomes(syncId, runId, rows.map(delivered));
       await store.commitChunk(syncId, runId, 0);
       await store.finishRun(syncId, runId, 'succeeded', emptyCounts());

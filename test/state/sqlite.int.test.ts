@@ -47,8 +47,8 @@ describe('SqliteStateStore', () => {
       CREATE UNIQUE INDEX run_rows_by_key ON run_rows (run_no, key);
       CREATE INDEX run_rows_by_pos ON run_rows (run_no, pos);
       INSERT INTO synced VALUES ('users', 'u1', 'h1'), ('users', 'u2', 'h2'), ('devices', 'd1', 'h1');
-      INSERT INTO runs (sync_id, run_id, status, mode, chunk_size, started_at, counts, chunks, extract_result)
-        VALUES ('groups', 'r1', 'running', 'upsert', 10, '2026-11-01T00:00:00Z', '{}', 1, '{}');
+      INSERT INTO runs (sync_id, run_id, status, mode, chunk_size, started_at, counts, chunks, next_pos, extract_result)
+        VALUES ('groups', 'r1', 'running', 'upsert', 10, '2026-11-01T00:00:00Z', '{}', 1, 2, '{}');
       INSERT INTO run_rows (run_no, pos, key, hash, payload)
         VALUES (1, 0, 'acme', 'g1', '{"group_value":"acme"}'), (1, 1, 'globex', 'g2', '{"group_value":"globex"}');
     `);
@@ -65,12 +65,17 @@ describe('SqliteStateStore', () => {
     ]).toEqual([2, 1, 0]);
     // a run staged before the upgrade goes on: its rows and payloads are where the new tables expect them
     expect(await store.readChunk('groups', 'r1', 0)).toEqual([
-      { key: 'acme', hash: 'g1', payload: '{"group_value":"acme"}' },
-      { key: 'globex', hash: 'g2', payload: '{"group_value":"globex"}' },
+      { key: 'acme', hash: 'g1', payload: '{"group_value":"acme"}', pos: 0 },
+      { key: 'globex', hash: 'g2', payload: '{"group_value":"globex"}', pos: 1 },
     ]);
     await store.recordOutcomes('groups', 'r1', [{ key: 'acme', status: 'delivered' }]);
     expect(await store.commitChunk('groups', 'r1', 0)).toEqual({ delivered: 1, rejected: 0, deferred: 0, pending: 1 });
     expect(await store.countSynced('groups')).toBe(1);
+    // outcomes recorded by key (as a version 2 worker did) and by position count alike
+    await store.recordOutcomes('groups', 'r1', [{ key: 'globex', status: 'delivered', pos: 1 }]);
+    expect(await store.readChunk('groups', 'r1', 0)).toEqual([]);
+    expect(await store.commitChunk('groups', 'r1', 0)).toEqual({ delivered: 2, rejected: 0, deferred: 0, pending: 0 });
+    expect(await store.countSynced('groups')).toBe(2);
     // the next run diffs against the upgraded state: u1 unchanged, u2 changed, u3 new
     await store.beginRun({ syncId: 'users', runId: 'r2', mode: 'upsert', chunkSize: 10 });
     const staged = await store.stagePage({
@@ -87,7 +92,7 @@ describe('SqliteStateStore', () => {
     expect(staged).toEqual({ staged: 2, unchanged: 1, new: 1 });
     await store.close();
     const upgraded = new Database(v1File, { readonly: true });
-    expect(upgraded.pragma('user_version', { simple: true })).toBe(2);
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(3);
     upgraded.close();
 
     const newer = new Database(v1File);
@@ -96,7 +101,7 @@ describe('SqliteStateStore', () => {
     const refusing = new SqliteStateStore({ file: v1File });
     const attempt = refusing.migrate();
     await expect(attempt).rejects.toThrow(StateConflictError);
-    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 2/);
+    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 3/);
     await refusing.close();
   });
 
