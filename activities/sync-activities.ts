@@ -109,11 +109,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
       return classified(async () => {
         const { sync } = input;
-        const source = deps.sourceFor(sync.source);
-        const dry = await source.dryRun(sync.model);
-        // compiling against the dry-run schema fails fast, naming any mapped column the model lacks
-        deps.mapperFor(sync, dry.schema);
-        deps.senderFor(sync);
+        // the run is logged first, so a run that fails its checks shows in `ampsync runs` with the reason
         await deps.state.beginRun({
           syncId: sync.id,
           runId: input.runId,
@@ -121,6 +117,11 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           mode: diffModeOf(sync.object),
           chunkSize: sync.options.chunkSize,
         });
+        const source = deps.sourceFor(sync.source);
+        const dry = await source.dryRun(sync.model);
+        // compiling against the dry-run schema fails fast, naming any mapped column the model lacks
+        deps.mapperFor(sync, dry.schema);
+        deps.senderFor(sync);
         activityContext()?.log.info('prepared sync run', {
           syncId: sync.id,
           runId: input.runId,

@@ -12,6 +12,7 @@ import { temporal } from '@temporalio/proto';
 import { syncSchema, type SyncConfig, type SyncConfigInput } from '../../src/config/schema';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
 import type { SourceRow } from '../../src/sync/types';
+import { openStateStore } from '../../src/state';
 import { syncWorkflowId } from '../../src/temporal/names';
 import { SA_ROWS_DELIVERED, SA_STATUS } from '../../src/temporal/search-attributes';
 import { createHarness, workflowBundle, type Harness } from '../support/temporal';
@@ -264,6 +265,16 @@ test('a mapping to a column the model lacks fails fast with a non-retryable fail
     expect((cause as ApplicationFailure).nonRetryable).toBe(true);
     expect((cause as ApplicationFailure).message).toContain('no_such_column');
   });
+  // the failed run is in the state store's run log (`ampsync runs`), with the reason
+  const store = openStateStore(state);
+  try {
+    await store.migrate();
+    const [logged] = await store.listRuns(sync.id, 1);
+    expect(logged).toMatchObject({ status: 'failed' });
+    expect(logged?.error).toContain('no_such_column');
+  } finally {
+    await store.close();
+  }
 });
 
 test('a 200,000-row sync continues as new and finishes correctly; its history replays deterministically', async () => {
