@@ -57,6 +57,11 @@ export interface BenchReport {
 
 /** Below this many rows a run's fixed history events (start, prepare, extract, finish) dominate. */
 const HISTORY_TARGET_MIN_ROWS = 100_000;
+/**
+ * History events of a run that sends one chunk: started, 3 per workflow task × 3 tasks, the prepare and finish
+ * markers (local activities), 3 per activity × 2 (extract, send), one search-attribute upsert, completed.
+ */
+const RUN_FLOOR_EVENTS = 20;
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
 const pct = (n: number): string => `${Math.round(n * 1000) / 10}%`;
@@ -167,14 +172,23 @@ export function checkTargets(report: Omit<BenchReport, 'targets'>): TargetCheck[
       : {}),
   });
   const changedRuns = measuredRuns.flatMap((s) => (s.changed === undefined ? [] : [s.changed]));
-  if (changedRuns.length > 0) {
-    const worstChanged = changedRuns.reduce((a, b) => (b.rowsPerHistoryEvent < a.rowsPerHistoryEvent ? b : a));
+  // a run's fixed events (start, the prepare marker, extract, one send, the finish marker, completion) are a floor:
+  // the target can hold only for runs that send at least floor × 500 rows
+  const minRows = RUN_FLOOR_EVENTS * TARGETS.rowsPerHistoryEvent;
+  const bigChanged = changedRuns.filter((r) => r.sentRows >= minRows);
+  const smallChanged = changedRuns.filter((r) => r.sentRows < minRows);
+  if (bigChanged.length > 0) {
+    const worstChanged = bigChanged.reduce((a, b) => (b.rowsPerHistoryEvent < a.rowsPerHistoryEvent ? b : a));
     checks.push({
-      target: '≤ 1 Temporal history event per 500 rows sent (1%-changed runs)',
+      target: `≤ 1 Temporal history event per 500 rows sent (1%-changed runs sending ${fmt(minRows)} rows and more)`,
       measured: `worst ${fmt(worstChanged.rowsPerHistoryEvent)} rows per event (${worstChanged.label}: ${fmt(worstChanged.historyEvents)} events for ${fmt(worstChanged.sentRows)} rows)`,
       goal: `≥ ${TARGETS.rowsPerHistoryEvent} rows per event`,
       pass: worstChanged.rowsPerHistoryEvent >= TARGETS.rowsPerHistoryEvent,
-      note: 'a run has about 33 fixed events (start, prepare, extract, finish, search attributes) whatever it sends',
+      note:
+        `a run that sends one chunk has ${RUN_FLOOR_EVENTS} events whatever it sends` +
+        (smallChanged.length > 0
+          ? `; smaller runs: ${smallChanged.map((r) => `${r.label} ${fmt(r.historyEvents)} events for ${fmt(r.sentRows)} rows`).join(', ')}`
+          : ''),
     });
   }
   return checks;
