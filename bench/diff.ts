@@ -20,12 +20,15 @@ import { PostgresStateStore } from '../src/state/postgres';
 import { SqliteStateStore } from '../src/state/sqlite';
 import type { StateStore } from '../src/state/types';
 import { emptyCounts } from '../src/sync/types';
-import type { BuiltPayload, DiffRow } from '../src/sync/types';
+import type { BuiltPayload, DiffRow, RowOutcome } from '../src/sync/types';
+import { positioned } from '../activities/sync-activities';
 import { services } from '../test/support/env';
 
 const DEFAULT_ROWS = 1_000_000;
 const PAGE_SIZE_ROWS = 10_000;
 const CHUNK_SIZE_ROWS = 10_000;
+/** Rows per request (ampsync's default batchSize): outcomes are recorded batch by batch. */
+const BATCH_SIZE_ROWS = 1_000;
 /** Every CHANGE_EVERY-th row changes in the second diff (1%). */
 const CHANGE_EVERY = 100;
 /** Targets from the design brief. */
@@ -234,11 +237,12 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
     await timed(label, (run?.counts.new ?? 0) + (run?.counts.changed ?? 0), async () => {
       for (let chunk = 0; chunk < chunks; chunk++) {
         const staged = await store.readChunk(syncId, runId, chunk);
-        await store.recordOutcomes(
-          syncId,
-          runId,
-          staged.map((r) => ({ key: r.key, status: 'delivered' as const })),
-        );
+        // as sendChunk records them: one call per request's batch, outcomes carrying the rows' positions
+        for (let from = 0; from < staged.length; from += BATCH_SIZE_ROWS) {
+          const batch = staged.slice(from, from + BATCH_SIZE_ROWS);
+          const outcomes = batch.map((r): RowOutcome => ({ key: r.key, status: 'delivered' }));
+          await store.recordOutcomes(syncId, runId, positioned(batch, outcomes));
+        }
         delivered += (await store.commitChunk(syncId, runId, chunk)).delivered;
       }
     });

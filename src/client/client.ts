@@ -199,11 +199,16 @@ export class AmpsyncClient {
       const onProgress = options.onProgress;
       let finished = false;
       void done.finally(() => (finished = true)).catch(() => undefined);
+      const pause = (): Promise<unknown> =>
+        Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, options.pollMs ?? 500))]);
       const poll = async (): Promise<void> => {
+        // not at once: a query that lands while the run's first task waits for its local prepare step costs the
+        // run an extra workflow task (3 history events), and says only "preparing"
+        await pause();
         while (!finished) {
           const p = await this.progress(handle.workflowId).catch(() => null);
           if (p && !finished) onProgress(p);
-          await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, options.pollMs ?? 500))]);
+          await pause();
         }
       };
       const polling = poll();

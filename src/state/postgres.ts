@@ -52,7 +52,8 @@ export const DEFAULT_POOL_SIZE = 10;
 /** How long a call waits for a free or new connection before failing (retryably). */
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
 const DEFAULT_SCHEMA = 'ampsync';
-const SCHEMA_VERSION = 1;
+/** 2: delivered rows recorded by position in `run_delivered` (status-recorded rows still count as delivered). */
+const SCHEMA_VERSION = 2;
 /** An unquoted PostgreSQL identifier (at most 63 bytes). */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Session temp tables a page is copied into; emptied at each commit. */
@@ -224,6 +225,13 @@ export class PostgresStateStore implements StateStore {
           PRIMARY KEY (run_no, key)
         ) WITH (fillfactor = 90);
         CREATE INDEX IF NOT EXISTS run_rows_by_pos ON ${t}.run_rows (run_no, pos);
+        -- delivered rows by staging position: inserted as each batch is answered, instead of a new version of
+        -- each (payload-carrying) run_rows row
+        CREATE TABLE IF NOT EXISTS ${t}.run_delivered (
+          run_no integer NOT NULL,
+          pos integer NOT NULL,
+          PRIMARY KEY (run_no, pos)
+        );
         CREATE TABLE IF NOT EXISTS ${t}.synced (
           sync_id text NOT NULL,
           key text COLLATE "C" NOT NULL,
@@ -471,8 +479,10 @@ export class PostgresStateStore implements StateStore {
       const run = await this.chunkableRun(c, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
       const { rows } = await c.query<StagedRow>(
-        `SELECT key, hash, payload, pos FROM ${this.t}.run_rows
-         WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NULL ORDER BY pos`,
+        `SELECT key, hash, payload, pos FROM ${this.t}.run_rows AS r
+         WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NULL
+           AND NOT EXISTS (SELECT 1 FROM ${this.t}.run_delivered AS d WHERE d.run_no = r.run_no AND d.pos = r.pos)
+         ORDER BY pos`,
         [run.run_no, from, from + run.chunk_size],
       );
       return rows;
@@ -481,12 +491,31 @@ export class PostgresStateStore implements StateStore {
 
   async recordOutcomes(syncId: string, runId: string, outcomes: RowOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
-    // one outcome per key, the last one given
-    const byKey = new Map<string, RowOutcome>();
-    for (const o of outcomes) byKey.set(o.key, o);
-    const list = [...byKey.values()];
     await this.transaction(`record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`, async (c) => {
       const run = await this.chunkableRun(c, syncId, runId);
+      // delivered with a position in the run (the usual answer): one insert; the rest by key, the last one given
+      const deliveredAt: number[] = [];
+      const byKey = new Map<string, RowOutcome>();
+      for (const o of outcomes) {
+        const pos = o.pos;
+        if (
+          o.status === 'delivered' &&
+          pos !== undefined &&
+          Number.isSafeInteger(pos) &&
+          pos >= 0 &&
+          pos < run.next_pos
+        )
+          deliveredAt.push(pos);
+        else byKey.set(o.key, o);
+      }
+      if (deliveredAt.length > 0) {
+        await c.query(
+          `INSERT INTO ${this.t}.run_delivered (run_no, pos) SELECT $1, unnest($2::integer[]) ON CONFLICT DO NOTHING`,
+          [run.run_no, deliveredAt],
+        );
+      }
+      const list = [...byKey.values()];
+      if (list.length === 0) return;
       const updated = await c.query<[string]>({
         text: `UPDATE ${this.t}.run_rows AS r SET status = u.status, reason = u.reason
                FROM unnest($2::text[], $3::text[], $4::text[]) AS u(key, status, reason)
@@ -523,10 +552,16 @@ export class PostgresStateStore implements StateStore {
   private async commitRange(c: PoolClient, run: RunRow, from: number, to: number): Promise<CommitChunkResult> {
     const t = this.t;
     // idempotent: a chunk committed again (or by two workers at once) rewrites nothing and files nothing twice
+    // delivered: recorded by position (run_delivered) or by key, in the row's status
     await c.query(
       `INSERT INTO ${t}.synced (sync_id, key, hash)
-       SELECT $4, key, hash FROM ${t}.run_rows
-       WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered' ORDER BY key
+       SELECT $4, key, hash FROM (
+         SELECT r.key, r.hash FROM ${t}.run_delivered AS d
+         JOIN ${t}.run_rows AS r ON r.run_no = d.run_no AND r.pos = d.pos
+         WHERE d.run_no = $1 AND d.pos >= $2 AND d.pos < $3
+         UNION ALL
+         SELECT key, hash FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered'
+       ) AS delivered ORDER BY key
        ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash WHERE synced.hash <> excluded.hash`,
       [run.run_no, from, to, run.sync_id],
     );
@@ -537,12 +572,15 @@ export class PostgresStateStore implements StateStore {
        ON CONFLICT (sync_id, run_id, key) WHERE stage = 'amplitude' DO NOTHING`,
       [run.run_no, from, to, run.sync_id, run.run_id, this.now()],
     );
+    // a row delivered by position keeps a NULL status: it counts as delivered, not pending
     const counts = await c.query<CommitChunkResult>(
-      `SELECT
-         count(*) FILTER (WHERE status = 'delivered')::int AS delivered,
+      `WITH by_position AS (
+         SELECT count(*)::int AS n FROM ${t}.run_delivered WHERE run_no = $1 AND pos >= $2 AND pos < $3)
+       SELECT
+         count(*) FILTER (WHERE status = 'delivered')::int + (SELECT n FROM by_position) AS delivered,
          count(*) FILTER (WHERE status = 'rejected')::int AS rejected,
          count(*) FILTER (WHERE status = 'deferred')::int AS deferred,
-         count(*) FILTER (WHERE status IS NULL)::int AS pending
+         count(*) FILTER (WHERE status IS NULL)::int - (SELECT n FROM by_position) AS pending
        FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3`,
       [run.run_no, from, to],
     );
@@ -661,7 +699,7 @@ export class PostgresStateStore implements StateStore {
   }
 
   private async dropStaging(c: PoolClient, runNo: number): Promise<void> {
-    for (const table of ['run_seen', 'run_rows', 'run_pages']) {
+    for (const table of ['run_seen', 'run_rows', 'run_delivered', 'run_pages']) {
       await c.query(`DELETE FROM ${this.t}.${table} WHERE run_no = $1`, [runNo]);
     }
   }

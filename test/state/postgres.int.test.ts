@@ -50,6 +50,7 @@ describe('PostgresStateStore', () => {
     await client.end();
     expect(rows.map((r) => r.table_name)).toEqual([
       'rejected',
+      'run_delivered',
       'run_pages',
       'run_rows',
       'run_seen',
