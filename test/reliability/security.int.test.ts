@@ -31,6 +31,17 @@ import { generatedSync, summaryLine, uniqueSyncId, writeBundle } from './support
 
 jest.setTimeout(240_000);
 
+/** What Temporal's core writes, unencoded, into a local activity's marker (`details.data`). */
+const LOCAL_ACTIVITY_MARKER_KEYS = new Set([
+  'seq',
+  'attempt',
+  'activity_id',
+  'activity_type',
+  'complete_time',
+  'backoff',
+  'original_schedule_time',
+]);
+
 const BIN = path.join(__dirname, '..', '..', 'bin', 'ampsync.js');
 const API_KEY = `sk-ampsync-${randomBytes(12).toString('hex')}`;
 const WRONG_KEY = `sk-wrong-${randomBytes(12).toString('hex')}`;
@@ -281,9 +292,19 @@ describe('with AMPSYNC_CODEC_KEY set', () => {
     expect(new Set(indexed.map((p) => p.at.slice(p.at.lastIndexOf('.') + 1)))).toEqual(
       new Set(Object.keys(SEARCH_ATTRIBUTE_TYPES)),
     );
-    const payloads = all.filter((p) => !indexed.includes(p));
-    // input, memo, activity inputs and results, heartbeats, the result
+    // a local activity's marker carries the SDK's own bookkeeping (sequence, attempt, activity id and type, times)
+    // as plain JSON, written by Temporal's core, which no codec sees; its result sits beside it, encrypted
+    const markerData = all.filter((p) => /markerRecordedEventAttributes\.details\.data\./.test(p.at));
+    expect(markerData).toHaveLength(2);
+    for (const p of markerData) {
+      const data = JSON.parse(utf8(p.data)) as Record<string, unknown>;
+      expect(Object.keys(data).every((k) => LOCAL_ACTIVITY_MARKER_KEYS.has(k))).toBe(true);
+      expect(['prepareRun', 'finishRun']).toContain(data.activity_type);
+    }
+    const payloads = all.filter((p) => !indexed.includes(p) && !markerData.includes(p));
+    // input, memo, activity inputs and results, local activity results, heartbeats, the result
     expect(payloads.length).toBeGreaterThan(10);
+    expect(payloads.some((p) => /markerRecordedEventAttributes\.details\.result\./.test(p.at))).toBe(true);
     expect(new Set(payloads.map((p) => utf8(p.metadata.encoding)))).toEqual(new Set([ENCRYPTED_ENCODING]));
     expect(new Set(payloads.map((p) => utf8(p.metadata['encryption-key-id'])))).toEqual(
       new Set([CODEC_ENV.AMPSYNC_CODEC_KEY_ID]),
