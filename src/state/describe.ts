@@ -1,5 +1,5 @@
 /** Wording and record shapes both state stores share, so their messages and results read the same. */
-import type { RowRejection, RunCounts } from '../sync/types';
+import type { RowOutcome, RowRejection, RunCounts } from '../sync/types';
 import { emptyCounts } from '../sync/types';
 import { StateConfigError, StateConflictError } from './errors';
 import type { CommitChunkResult, FinishExtractResult, RunStatus } from './types';
@@ -148,4 +148,14 @@ export function abandonedReason(byRunId: string): string {
 export function abandonedCounts(counts: RunCounts, outcomes: CommitChunkResult | undefined): RunCounts {
   if (outcomes === undefined) return counts;
   return { ...counts, delivered: outcomes.delivered, rejected: outcomes.rejected, deferred: outcomes.deferred };
+}
+
+/**
+ * The staging position a delivered outcome may be recorded at: its `pos` when it names a row the run staged
+ * (below the run's next position), else undefined and the key decides.
+ */
+export function deliveredPosition(outcome: RowOutcome, nextPos: number): number | undefined {
+  const pos = outcome.pos;
+  if (outcome.status !== 'delivered' || pos === undefined) return undefined;
+  return Number.isSafeInteger(pos) && pos >= 0 && pos < nextPos ? pos : undefined;
 }

@@ -19,6 +19,7 @@ import {
   ALL_POSITIONS,
   abandonedCounts,
   abandonedReason,
+  deliveredPosition,
   MAX_SAMPLE_REJECTIONS,
   addPage,
   checkChunkSize,
@@ -497,15 +498,8 @@ export class PostgresStateStore implements StateStore {
       const deliveredAt: number[] = [];
       const byKey = new Map<string, RowOutcome>();
       for (const o of outcomes) {
-        const pos = o.pos;
-        if (
-          o.status === 'delivered' &&
-          pos !== undefined &&
-          Number.isSafeInteger(pos) &&
-          pos >= 0 &&
-          pos < run.next_pos
-        )
-          deliveredAt.push(pos);
+        const pos = deliveredPosition(o, run.next_pos);
+        if (pos !== undefined) deliveredAt.push(pos);
         else byKey.set(o.key, o);
       }
       if (deliveredAt.length > 0) {
@@ -593,11 +587,23 @@ export class PostgresStateStore implements StateStore {
    */
   private async closeAbandoned(c: PoolClient, run: RunRow, byRunId: string): Promise<void> {
     const outcomes = run.chunks === null ? undefined : await this.commitRange(c, run, 0, ALL_POSITIONS);
+    const counts = abandonedCounts(parseCounts(run.counts), outcomes);
+    await this.closeRun(c, run.run_no, 'failed', counts, abandonedReason(byRunId));
+  }
+
+  /** Records how a run ended and drops what it staged. */
+  private async closeRun(
+    c: PoolClient,
+    runNo: number,
+    status: Exclude<RunStatus, 'running'>,
+    counts: RunCounts,
+    error: string | null,
+  ): Promise<void> {
     await c.query(
-      `UPDATE ${this.t}.runs SET status = 'failed', counts = $1, error = $2, finished_at = $3 WHERE run_no = $4`,
-      [abandonedCounts(parseCounts(run.counts), outcomes), abandonedReason(byRunId), this.now(), run.run_no],
+      `UPDATE ${this.t}.runs SET status = $1, counts = $2, error = $3, finished_at = $4 WHERE run_no = $5`,
+      [status, counts, error, this.now(), runNo],
     );
-    await this.dropStaging(c, run.run_no);
+    await this.dropStaging(c, runNo);
   }
 
   async finishRun(
@@ -607,18 +613,10 @@ export class PostgresStateStore implements StateStore {
     counts: RunCounts,
     error?: string,
   ): Promise<RunRecord> {
-    const t = this.t;
     return this.transaction(`finish ${runLabel(syncId, runId)}`, async (c) => {
       const run = await this.requireRun(c, syncId, runId, 'FOR UPDATE');
       if (run.status !== 'running') return toRecord(run);
-      await c.query(`UPDATE ${t}.runs SET status = $1, counts = $2, error = $3, finished_at = $4 WHERE run_no = $5`, [
-        status,
-        counts,
-        error ?? null,
-        this.now(),
-        run.run_no,
-      ]);
-      await this.dropStaging(c, run.run_no);
+      await this.closeRun(c, run.run_no, status, counts, error ?? null);
       return toRecord(await this.requireRun(c, syncId, runId));
     });
   }

@@ -19,6 +19,7 @@ import {
   abandonedCounts,
   abandonedReason,
   addPage,
+  deliveredPosition,
   checkChunkSize,
   checkChunkable,
   checkSameRun,
@@ -309,8 +310,8 @@ function prepareAll(db: Database.Database) {
       `SELECT DISTINCT j.value FROM json_each(@keys) AS j
        WHERE NOT EXISTS (SELECT 1 FROM run_rows WHERE run_no = @runNo AND key = j.value)`,
     ),
-    // idempotent: a chunk committed again rewrites nothing
-    // delivered: recorded by position (run_delivered), or by key in the row's status (as a version 2 file did)
+    // idempotent: a chunk committed again rewrites nothing. Delivered: recorded by position (run_delivered), or by
+    // key in the row's status (as a version 2 file did)
     commitDelivered: s(
       `INSERT INTO synced (sync_no, key, hash)
        SELECT ${SYNC_NO('@syncId')}, key, hash FROM (
@@ -581,8 +582,8 @@ export class SqliteStateStore implements StateStore {
       const deliveredAt: number[] = [];
       for (const o of outcomes) {
         if (o.status === 'delivered') {
-          const pos = o.pos;
-          if (pos !== undefined && Number.isSafeInteger(pos) && pos >= 0 && pos < run.next_pos) deliveredAt.push(pos);
+          const pos = deliveredPosition(o, run.next_pos);
+          if (pos !== undefined) deliveredAt.push(pos);
           else delivered.push(o.key);
           continue;
         }
@@ -626,11 +627,7 @@ export class SqliteStateStore implements StateStore {
       const run = this.requireRun(s, syncId, runId);
       if (run.status !== 'running') return toRecord(run);
       s.finish.run(status, JSON.stringify(counts), error ?? null, this.now().toISOString(), run.run_no);
-      s.dropSeen.run(run.run_no);
-      s.dropPayloads.run(run.run_no);
-      s.dropRows.run(run.run_no);
-      s.dropDelivered.run(run.run_no);
-      s.dropPages.run(run.run_no);
+      this.dropStaging(s, run.run_no);
       return toRecord(this.requireRun(s, syncId, runId));
     });
   }
@@ -650,22 +647,23 @@ export class SqliteStateStore implements StateStore {
     }
     const counts = abandonedCounts(parseCounts(run.counts), outcomes);
     s.finish.run('failed', JSON.stringify(counts), abandonedReason(byRunId), at, run.run_no);
-    s.dropSeen.run(run.run_no);
-    s.dropPayloads.run(run.run_no);
-    s.dropRows.run(run.run_no);
-    s.dropDelivered.run(run.run_no);
-    s.dropPages.run(run.run_no);
+    this.dropStaging(s, run.run_no);
+  }
+
+  /** Drops what a run staged (seen keys, pages, rows, payloads, positional outcomes); its log entry stays. */
+  private dropStaging(s: Statements, runNo: number): void {
+    s.dropSeen.run(runNo);
+    s.dropPayloads.run(runNo);
+    s.dropRows.run(runNo);
+    s.dropDelivered.run(runNo);
+    s.dropPages.run(runNo);
   }
 
   discardRun(syncId: string, runId: string): Promise<void> {
     return this.write(`discard ${runLabel(syncId, runId)}`, (s) => {
       const run = s.runById.get(syncId, runId) as RunRow | undefined;
       if (run === undefined) return;
-      s.dropSeen.run(run.run_no);
-      s.dropPayloads.run(run.run_no);
-      s.dropRows.run(run.run_no);
-      s.dropDelivered.run(run.run_no);
-      s.dropPages.run(run.run_no);
+      this.dropStaging(s, run.run_no);
       s.dropRejectedOfRun.run(syncId, runId);
       s.dropRun.run(run.run_no);
     });
