@@ -22,6 +22,15 @@ import type {
 } from '../src/sync/types';
 import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
 import { classified } from '../src/temporal/failures';
+import { mappingIdentity } from '../src/amplitude/mapping';
+import {
+  checkDiffKey,
+  MAX_EXCLUDED_KEYS,
+  WarehouseDiffConfigError,
+  warehouseTables,
+  withUnchangedElsewhere,
+} from '../src/sync/warehouse-diff';
+import type { WarehouseDiff } from '../src/sync/types';
 import type {
   CommitChunkInput,
   CommitChunkResult,
@@ -96,6 +105,31 @@ export function positioned(batch: readonly StagedRow[], outcomes: RowOutcome[]):
   return outcomes;
 }
 
+/** The warehouse diff of a sync with source.stateDataset, or undefined for a sync diffed by the worker alone. */
+function warehouseDiffOf(sync: SyncConfig, source: Source): WarehouseDiff | undefined {
+  if (sync.source.stateDataset === undefined) return undefined;
+  if (source.warehouseDiff === undefined) {
+    throw new WarehouseDiffConfigError(
+      `sync "${sync.id}": source.stateDataset is set, but its ${sync.source.type} source cannot diff in the warehouse`,
+    );
+  }
+  return source.warehouseDiff;
+}
+
+/**
+ * Keys a finished run leaves out of its warehouse snapshot (its rejected rows), or null when the snapshot must
+ * not move: rows staged but not settled (deferred, never sent), or more rejections than a query parameter holds.
+ */
+async function excludedKeys(state: StateStore, input: FinishRunInput): Promise<string[] | null> {
+  const { counts } = input;
+  if (counts.deferred > 0 || counts.delivered + counts.rejected < counts.new + counts.changed) return null;
+  // newest first: this run's rejections come before any older run's
+  const listed = await state.listRejected(input.syncId, MAX_EXCLUDED_KEYS + 1);
+  const ofRun = listed.filter((r) => r.runId === input.runId);
+  if (ofRun.length > MAX_EXCLUDED_KEYS) return null;
+  return [...new Set(ofRun.flatMap((r) => (r.key === null ? [] : [r.key])))];
+}
+
 /** BigQuery job ids allow letters, digits, `_` and `-` (at most 1024 characters). */
 export function extractJobId(syncId: string, runId: string): string {
   return `ampsync_${syncId}_${runId}`.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -104,6 +138,53 @@ export function extractJobId(syncId: string, runId: string): string {
 /** Builds the activities of a sync run around the given collaborators. */
 export function createActivities(deps: ActivityDeps): SyncActivities {
   const pageSize = deps.pageSize ?? DEFAULT_PAGE_SIZE;
+
+  /**
+   * At the end of a run of a sync diffed in the warehouse: a run that succeeded makes its run table, less the
+   * keys it did not deliver, the sync's snapshot; then the tables it replaces (and this run's) are dropped. A
+   * failure here only leaves the snapshot behind (the next run diffs more rows in the worker): it is logged, and
+   * the run still finishes with its own status.
+   */
+  async function settleWarehouseSnapshot(sync: SyncConfig, input: FinishRunInput): Promise<void> {
+    const source = deps.sourceFor(sync.source);
+    if (sync.source.stateDataset === undefined || source.warehouseDiff === undefined) return;
+    const warehouse = source.warehouseDiff;
+    const tables = warehouseTables(sync.id, input.runId);
+    const log = activityContext()?.log;
+    try {
+      let current = await deps.state.getWarehouseSnapshot(sync.id);
+      const exclude = input.status === 'succeeded' ? await excludedKeys(deps.state, input) : null;
+      if (exclude !== null) {
+        const { rows } = await warehouse.promoteSnapshot({
+          jobId: `${extractJobId(sync.id, input.runId)}_snapshot`,
+          key: sync.key,
+          runTable: tables.runTable,
+          snapshot: tables.snapshot,
+          exclude,
+        });
+        current = { table: tables.snapshot, mapping: mappingIdentity(sync), runId: input.runId, rows };
+        await deps.state.setWarehouseSnapshot(sync.id, current);
+        log?.info('warehouse snapshot promoted', {
+          syncId: sync.id,
+          runId: input.runId,
+          rows,
+          excluded: exclude.length,
+        });
+      } else if (input.status === 'succeeded') {
+        log?.warn('warehouse snapshot kept: the run left rows unsettled (they are diffed again next run)', {
+          syncId: sync.id,
+          runId: input.runId,
+        });
+      }
+      await warehouse.dropTables(tables.prefixes, current === null ? [] : [current.table]);
+    } catch (err) {
+      log?.warn('warehouse snapshot not updated: the next run diffs more rows in the worker', {
+        syncId: sync.id,
+        runId: input.runId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
 
   return {
     async prepareRun(input: PrepareRunInput): Promise<PrepareRunResult> {
@@ -121,6 +202,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         const dry = await source.dryRun(sync.model);
         // compiling against the dry-run schema fails fast, naming any mapped column the model lacks
         deps.mapperFor(sync, dry.schema);
+        if (warehouseDiffOf(sync, source) !== undefined) checkDiffKey(`sync "${sync.id}"`, sync.key, dry.schema);
         deps.senderFor(sync);
         activityContext()?.log.info('prepared sync run', {
           syncId: sync.id,
@@ -140,7 +222,17 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         let mapper: RowMapper;
         if (saved === null) {
           // a deterministic job id: a retried attempt attaches to the query its predecessor started
-          const opened = await source.open(sync.model, { jobId: extractJobId(sync.id, runId) });
+          const jobId = extractJobId(sync.id, runId);
+          const warehouse = warehouseDiffOf(sync, source);
+          let opened;
+          if (warehouse === undefined) {
+            opened = await source.open(sync.model, { jobId });
+          } else {
+            const stored = await deps.state.getWarehouseSnapshot(sync.id);
+            const snapshot = stored !== null && stored.mapping === mappingIdentity(sync) ? stored.table : null;
+            const { runTable } = warehouseTables(sync.id, runId);
+            opened = await warehouse.openChanges(sync.model, { jobId, key: sync.key, runTable, snapshot });
+          }
           position = opened.position;
           mapper = deps.mapperFor(sync, opened.schema);
         } else {
@@ -153,6 +245,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
             rows: position.rowsRead,
           });
         }
+        const unchangedElsewhere = position.unchangedElsewhere ?? 0;
         // the next page is fetched while this one is mapped and staged (a BigQuery page is a network round trip)
         let reading = isExhausted(position) ? undefined : prefetch(source, position, pageSize);
         while (reading !== undefined) {
@@ -180,7 +273,8 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         }
         const finished = await deps.state.finishExtract(sync.id, runId);
         return {
-          counts: finished.counts,
+          // rows the warehouse found unchanged never reached the store
+          counts: withUnchangedElsewhere(finished.counts, unchangedElsewhere),
           chunks: finished.chunks,
           duplicateKeys: finished.duplicateKeys,
           sampleRejections: finished.sampleRejections.map(withoutRowValues),
@@ -268,6 +362,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
 
     async finishRun(input: FinishRunInput): Promise<FinishRunResult> {
       return classified(async () => {
+        if (input.sync !== undefined) await settleWarehouseSnapshot(input.sync, input);
         const run = await deps.state.finishRun(input.syncId, input.runId, input.status, input.counts, input.error);
         const syncedKeys = await deps.state.countSynced(input.syncId);
         return {

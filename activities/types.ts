@@ -75,6 +75,8 @@ export interface FinishRunInput {
   status: Exclude<RunStatus, 'running'>;
   counts: RunCounts;
   error?: string;
+  /** The sync (no secrets: its API key is a reference): a sync diffed in the warehouse settles its snapshot. */
+  sync?: SyncConfig;
 }
 
 export interface FinishRunResult {

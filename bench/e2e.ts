@@ -12,7 +12,7 @@ import type { SyncConfig } from '../src/config/schema';
 import type { RunCounts } from '../src/sync/types';
 import { syncWorkflowId } from '../src/temporal/names';
 import { BENCH_API_KEY, type AmplitudeProcess } from './support/amplitude-process';
-import type { BenchModelKind } from './support/generated-source';
+import { WORK_FILE, type BenchModelKind } from './support/generated-source';
 import { BENCH_API_KEY_ENV, benchSync } from './support/syncs';
 import { runHistory, type ActivityStage } from './support/history';
 import {
@@ -79,6 +79,11 @@ export interface RunFigures {
   workerPeakRssMb: number;
   /** CPU seconds the worker processes used during this run. */
   workerCpuSeconds: number;
+  /**
+   * Warehouse-side diff: seconds the stand-in warehouse worked inside the worker process (copying the model with
+   * fingerprints, diffing it against the snapshot, promoting the next): BigQuery's work on a real deployment.
+   */
+  warehouseSeconds?: number;
 }
 
 export interface ScenarioOptions {
@@ -90,6 +95,8 @@ export interface ScenarioOptions {
   changedRun: boolean;
   /** Extra node flags of the worker processes (default: the context's). */
   workerNodeArgs?: string[];
+  /** Diff in the (stand-in) warehouse: the sync gets a stateDataset (src/sync/warehouse-diff.ts). */
+  warehouseDiff?: boolean;
 }
 
 export interface ScenarioFigures {
@@ -98,6 +105,8 @@ export interface ScenarioFigures {
   rows: number;
   workers: number;
   workerNodeArgs: string[];
+  /** Whether the diff ran in the stand-in warehouse. */
+  warehouseDiff: boolean;
   /** RSS of each worker once ready, before any run (the runtime's own footprint). */
   idleRssMb: number[];
   full: RunFigures;
@@ -125,6 +134,7 @@ async function startWorkers(
   taskQueue: string,
   stateUrl: string,
   nodeArgs: string[],
+  warehouseDir: string | undefined,
 ): Promise<Child[]> {
   const workers: Child[] = [];
   try {
@@ -142,6 +152,7 @@ async function startWorkers(
           [BENCH_API_KEY_ENV]: BENCH_API_KEY,
           AMPSYNC_CODEC_KEY: '',
           AMPSYNC_CODEC_KEY_FILE: '',
+          BENCH_WAREHOUSE_DIR: warehouseDir ?? '',
         },
         ready: /^@ready /,
         onLine: (line) => {
@@ -255,18 +266,35 @@ export async function runScenario(ctx: BenchContext, options: ScenarioOptions): 
   const scoped: BenchContext = { ...ctx, client };
   const nodeArgs = options.workerNodeArgs ?? ctx.workerNodeArgs;
   const state = `sqlite:${path.join(dir, 'state.db')}`;
-  const workers = await startWorkers(ctx, options.workers, taskQueue, state, nodeArgs);
+  const warehouseDir = options.warehouseDiff === true ? path.join(dir, 'warehouse') : undefined;
+  const workers = await startWorkers(ctx, options.workers, taskQueue, state, nodeArgs, warehouseDir);
   try {
     const idleRssMb = workers.map((w) => round(readMemory(w.pid)?.rssMb ?? 0, 1));
-    const at = { id: syncId, kind: options.kind, amplitudeUrl: ctx.amplitude.url };
+    const at = {
+      id: syncId,
+      kind: options.kind,
+      amplitudeUrl: ctx.amplitude.url,
+      warehouseDiff: options.warehouseDiff === true,
+    };
     const fullSync = benchSync({ ...at, rows: options.rows, revision: 0 });
-    const full = await measureRun(scoped, `${options.label} full`, fullSync, options.kind, options.rows, workers);
+    // seconds the stand-in warehouse has worked so far (warehouse-side diff only)
+    const warehouseWork = (): number => {
+      const file = warehouseDir === undefined ? undefined : path.join(warehouseDir, WORK_FILE);
+      return file !== undefined && fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : 0;
+    };
+    const withWarehouse = (run: RunFigures, before: number): RunFigures =>
+      warehouseDir === undefined ? run : { ...run, warehouseSeconds: round(warehouseWork() - before, 2) };
+    const full = withWarehouse(
+      await measureRun(scoped, `${options.label} full`, fullSync, options.kind, options.rows, workers),
+      0,
+    );
     const figures: ScenarioFigures = {
       label: options.label,
       kind: options.kind,
       rows: options.rows,
       workers: options.workers,
       workerNodeArgs: nodeArgs,
+      warehouseDiff: options.warehouseDiff === true,
       idleRssMb,
       full,
     };
@@ -275,13 +303,10 @@ export async function runScenario(ctx: BenchContext, options: ScenarioOptions): 
       const changedRows = options.kind === 'users' ? options.rows : Math.round(options.rows * (1 + CHANGED_SHARE));
       const revision = options.kind === 'users' ? Math.round(CHANGED_SHARE * 100) : 0;
       const changedSync = benchSync({ ...at, rows: changedRows, revision });
-      figures.changed = await measureRun(
-        scoped,
-        `${options.label} 1% changed`,
-        changedSync,
-        options.kind,
-        changedRows,
-        workers,
+      const before = warehouseWork();
+      figures.changed = withWarehouse(
+        await measureRun(scoped, `${options.label} 1% changed`, changedSync, options.kind, changedRows, workers),
+        before,
       );
     }
     return figures;

@@ -6,7 +6,8 @@
  *
  *   npm run bench                # the full suite (~20 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
- *   npm run bench -- --only users [--rows N]   # one end-to-end scenario (full, then 1% changed), printed only
+ *   npm run bench -- --only users [--rows N] [--warehouse]   # one end-to-end scenario (full, then 1% changed),
+ *                                                            # printed only; --warehouse diffs in the warehouse
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
  *
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
       'render-only': { type: 'boolean' },
       only: { type: 'string' },
       rows: { type: 'string' },
+      warehouse: { type: 'boolean' },
     },
     strict: true,
   });
@@ -173,11 +175,12 @@ async function main(): Promise<void> {
       const rows = values.rows === undefined ? plan.e2eRows : Number(values.rows);
       if (!Number.isSafeInteger(rows) || rows <= 0) throw new Error(`--rows takes a row count, not "${values.rows}"`);
       const figures = await runScenario(ctx, {
-        label: label(kind, rows),
+        label: `${label(kind, rows)}${values.warehouse === true ? '-warehouse' : ''}`,
         kind,
         rows,
         workers: 1,
         changedRun: true,
+        warehouseDiff: values.warehouse === true,
       });
       console.log(JSON.stringify(figures, null, 2));
       return;
@@ -195,6 +198,23 @@ async function main(): Promise<void> {
       rows: plan.e2eRows,
       workers: 1,
       changedRun: true,
+    });
+    // the same syncs diffed in the warehouse (source.stateDataset): the stand-in warehouse works in the worker
+    const usersWarehouse = await runScenario(ctx, {
+      label: `${label('users', plan.e2eRows)}-warehouse`,
+      kind: 'users',
+      rows: plan.e2eRows,
+      workers: 1,
+      changedRun: true,
+      warehouseDiff: true,
+    });
+    const eventsWarehouse = await runScenario(ctx, {
+      label: `${label('events', plan.e2eRows)}-warehouse`,
+      kind: 'events',
+      rows: plan.e2eRows,
+      workers: 1,
+      changedRun: true,
+      warehouseDiff: true,
     });
     const usersDefaultHeap = await runScenario(ctx, {
       label: `${label('users', plan.e2eRows)}-default-heap`,
@@ -270,7 +290,7 @@ async function main(): Promise<void> {
         pageSize: PAGE_SIZE_ROWS,
       },
       workerNodeArgs: WORKER_NODE_ARGS,
-      e2e: { users, events, usersDefaultHeap },
+      e2e: { users, events, usersWarehouse, eventsWarehouse, usersDefaultHeap },
       send: { rows: plan.sendRows, sdkRows: plan.sdkRows, sides },
       scaling: { users: scaling, twoWorkers, skipped },
       bigquery,

@@ -122,6 +122,8 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
   const info = workflowInfo();
   const carry: SyncCarryOver | undefined = input.carryOver;
   const runId = carry?.runId ?? info.runId;
+  // a sync diffed in the warehouse settles its snapshot when the run finishes: finishRun needs its config
+  const warehouseSync = sync.source.stateDataset !== undefined ? { sync } : {};
   const concurrency = sync.options.concurrency;
 
   const progress: SyncProgress = {
@@ -286,7 +288,13 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
     } else {
       progress.phase = 'finishing';
       describe();
-      const finished = await local.finishRun({ syncId: sync.id, runId, status: 'succeeded', counts: progress.counts });
+      const finished = await local.finishRun({
+        syncId: sync.id,
+        runId,
+        status: 'succeeded',
+        counts: progress.counts,
+        ...warehouseSync,
+      });
       progress.phase = 'done';
       publish('succeeded');
       return {
@@ -315,6 +323,7 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
           status: cancelled ? 'cancelled' : 'failed',
           counts: progress.counts,
           error: cancelled ? 'cancelled' : describeFailure(err),
+          ...warehouseSync,
         })
         .catch(() => undefined);
       progress.phase = 'done';

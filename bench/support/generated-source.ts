@@ -3,18 +3,31 @@
  * rows from the sync config alone: `bench:users?rows=1000000&revision=1`, `bench:events?rows=1010000`.
  * Users are the BigQuery emulator's synthetic users (src/dev/demo-data.ts, `syntheticUser(n, revision)`: revision 1
  * changes 1% of the rows); events are page views, and a later run of a grown table finds only the new rows new.
+ *
+ * With a warehouse folder it is also a WarehouseDiff standing in for BigQuery's (src/sync/warehouse-diff.ts): a
+ * "table" is a file of 8-byte row fingerprints by row number. openChanges generates every row, fingerprints its
+ * JSON text (as BigQuery's FARM_FINGERPRINT(TO_JSON_STRING(row)) does) and compares it with the snapshot's; the
+ * rows that differ are listed in a file the pages are read from. That work runs in the worker's process (yielding
+ * every page), so the benchmark charges the worker's machine with what BigQuery would do elsewhere.
  */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import type { ModelConfig } from '../../src/config/schema';
 import { syntheticUser } from '../../src/dev/demo-data';
 import type {
   DryRunResult,
+  OpenChangesRequest,
   OpenedModel,
+  PromoteSnapshotRequest,
   ReadPageOptions,
   Source,
   SourceField,
   SourcePage,
   SourcePosition,
   SourceRow,
+  WarehouseDiff,
 } from '../../src/sync/types';
 
 export type BenchModelKind = 'users' | 'events';
@@ -97,8 +110,125 @@ export function benchRow(model: BenchModel, i: number): SourceRow {
   return model.kind === 'users' ? syntheticUser(i + 1, model.revision) : pageView(i);
 }
 
+/** Rows fingerprinted between two yields to the event loop. */
+const FINGERPRINT_BATCH_ROWS = 10_000;
+const FP_BYTES = 8;
+/** File in the warehouse folder holding the seconds the stand-in warehouse worked so far. */
+export const WORK_FILE = 'work-seconds';
+/** The job id of a changes read: `JOB|changes|RUN_TABLE|MODEL`. */
+const CHANGES_MARK = '|changes|';
+
+/** A row's warehouse fingerprint: 8 bytes of a hash of its JSON text, never all zero (zero marks "no row"). */
+function rowFingerprint(row: SourceRow, out: Buffer, offset: number): void {
+  const digest = crypto.hash('sha1', JSON.stringify(row), 'buffer');
+  digest.copy(out, offset, 0, FP_BYTES);
+  if (out.readBigUInt64LE(offset) === 0n) out[offset] = 1;
+}
+
 /** The Source over generated models; a position carries its model, so any process can read any page. */
-export class GeneratedSource implements Source {
+export class GeneratedSource implements Source, WarehouseDiff {
+  readonly warehouseDiff?: WarehouseDiff;
+
+  /** `warehouseDir`: where the stand-in warehouse keeps its run and snapshot tables (enables warehouseDiff). */
+  constructor(private readonly warehouseDir?: string) {
+    if (warehouseDir !== undefined) {
+      fs.mkdirSync(warehouseDir, { recursive: true });
+      this.warehouseDiff = this;
+    }
+  }
+
+  async openChanges(model: ModelConfig, request: OpenChangesRequest): Promise<OpenedModel> {
+    const started = performance.now();
+    try {
+      return await this.diffInWarehouse(model, request);
+    } finally {
+      this.recordWarehouseWork(performance.now() - started);
+    }
+  }
+
+  /** Adds to the seconds the stand-in warehouse worked (`<dir>/work-seconds`), which the benchmark reports. */
+  private recordWarehouseWork(ms: number): void {
+    const file = path.join(this.warehouseDir as string, WORK_FILE);
+    const before = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : 0;
+    fs.writeFileSync(file, String(before + ms / 1000));
+  }
+
+  private async diffInWarehouse(model: ModelConfig, request: OpenChangesRequest): Promise<OpenedModel> {
+    const text = modelText(model);
+    const m = parseBenchModel(text);
+    const runFile = this.tablePath(request.runTable);
+    const fps = Buffer.alloc(m.rows * FP_BYTES);
+    for (let start = 0; start < m.rows; start += FINGERPRINT_BATCH_ROWS) {
+      const end = Math.min(start + FINGERPRINT_BATCH_ROWS, m.rows);
+      for (let i = start; i < end; i++) rowFingerprint(benchRow(m, i), fps, i * FP_BYTES);
+      await setImmediate();
+    }
+    fs.writeFileSync(runFile, fps);
+    const snapshotFile = request.snapshot === null ? undefined : this.tablePath(request.snapshot);
+    const snapshot =
+      snapshotFile !== undefined && fs.existsSync(snapshotFile) ? fs.readFileSync(snapshotFile) : undefined;
+    const changed: number[] = [];
+    for (let i = 0; i < m.rows; i++) {
+      const at = i * FP_BYTES;
+      if (
+        snapshot === undefined ||
+        at >= snapshot.length ||
+        fps.compare(snapshot, at, at + FP_BYTES, at, at + FP_BYTES) !== 0
+      ) {
+        changed.push(i);
+      }
+    }
+    fs.writeFileSync(`${runFile}.changes`, Buffer.from(new Int32Array(changed).buffer));
+    return {
+      schema: BENCH_SCHEMAS[m.kind],
+      totalRows: changed.length,
+      position: {
+        jobId: `${request.jobId}${CHANGES_MARK}${request.runTable}|${text}`,
+        pageToken: null,
+        page: 0,
+        rowsRead: 0,
+        unchangedElsewhere: m.rows - changed.length,
+      },
+    };
+  }
+
+  promoteSnapshot(request: PromoteSnapshotRequest): Promise<{ rows: number }> {
+    const started = performance.now();
+    const fps = fs.readFileSync(this.tablePath(request.runTable));
+    if (request.exclude.length > 0) {
+      // keys are row numbers' text in the generated models' own spellings: find the excluded rows by their key
+      const excluded = new Set(request.exclude);
+      const kind = request.key === 'user_id' ? 'users' : 'events';
+      for (let i = 0; i * FP_BYTES < fps.length; i++) {
+        const row = benchRow({ kind, rows: 0, revision: 0 }, i);
+        const key = row[request.key];
+        if (typeof key === 'string' && excluded.has(key)) fps.fill(0, i * FP_BYTES, (i + 1) * FP_BYTES);
+      }
+    }
+    fs.writeFileSync(this.tablePath(request.snapshot), fps);
+    let rows = 0;
+    for (let at = 0; at < fps.length; at += FP_BYTES) if (fps.readBigUInt64LE(at) !== 0n) rows++;
+    this.recordWarehouseWork(performance.now() - started);
+    return Promise.resolve({ rows });
+  }
+
+  dropTables(prefixes: readonly string[], keep: readonly string[]): Promise<string[]> {
+    const dir = this.warehouseDir as string;
+    const dropped: string[] = [];
+    for (const file of fs.readdirSync(dir)) {
+      if (file === WORK_FILE) continue;
+      const table = file.replace(/\.fp(\.changes)?$/, '');
+      if (keep.includes(table) || !prefixes.some((p) => table.startsWith(p))) continue;
+      fs.rmSync(path.join(dir, file), { force: true });
+      if (!dropped.includes(table)) dropped.push(table);
+    }
+    return Promise.resolve(dropped);
+  }
+
+  private tablePath(table: string): string {
+    return path.join(this.warehouseDir as string, `${table}.fp`);
+  }
+
   dryRun(model: ModelConfig): Promise<DryRunResult> {
     const m = parseBenchModel(modelText(model));
     return Promise.resolve({ bytesProcessed: m.rows * 100, schema: BENCH_SCHEMAS[m.kind] });
@@ -115,6 +245,7 @@ export class GeneratedSource implements Source {
   }
 
   readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage> {
+    if (position.jobId.includes(CHANGES_MARK)) return Promise.resolve(this.readChanges(position, options));
     const m = parseBenchModel(position.jobId.slice(position.jobId.indexOf('|') + 1));
     const start = position.pageToken === null ? 0 : Number(position.pageToken);
     const end = Math.min(start + options.pageSize, m.rows);
@@ -129,6 +260,28 @@ export class GeneratedSource implements Source {
         rowsRead: position.rowsRead + rows.length,
       },
     });
+  }
+
+  /** A page of a changes read: the listed row numbers, generated. */
+  private readChanges(position: SourcePosition, options: ReadPageOptions): SourcePage {
+    const rest = position.jobId.slice(position.jobId.indexOf(CHANGES_MARK) + CHANGES_MARK.length);
+    const runTable = rest.slice(0, rest.indexOf('|'));
+    const m = parseBenchModel(rest.slice(rest.indexOf('|') + 1));
+    const list = fs.readFileSync(`${this.tablePath(runTable)}.changes`);
+    const indexes = new Int32Array(list.buffer, list.byteOffset, list.length / 4);
+    const start = position.pageToken === null ? 0 : Number(position.pageToken);
+    const end = Math.min(start + options.pageSize, indexes.length);
+    const rows: SourceRow[] = new Array<SourceRow>(end - start);
+    for (let i = start; i < end; i++) rows[i - start] = benchRow(m, indexes[i] as number);
+    return {
+      rows,
+      next: {
+        ...position,
+        pageToken: end < indexes.length ? String(end) : null,
+        page: position.page + 1,
+        rowsRead: position.rowsRead + rows.length,
+      },
+    };
   }
 }
 

@@ -13,13 +13,15 @@ export interface BenchSyncOptions {
   revision: number;
   /** Base URL of the Amplitude emulator. */
   amplitudeUrl: string;
+  /** Diff in the warehouse (the generated source's stand-in for BigQuery's): sets source.stateDataset. */
+  warehouseDiff?: boolean;
 }
 
 /** A sync over a generated model with ampsync's default options (so tuning a default shows in the figures). */
 export function benchSync(options: BenchSyncOptions): SyncConfig {
   const common = {
     id: options.id,
-    source: { project: 'bench' },
+    source: { project: 'bench', ...(options.warehouseDiff === true ? { stateDataset: 'bench_state' } : {}) },
     model: benchModel({ kind: options.kind, rows: options.rows, revision: options.revision }),
     destination: { apiKey: { env: BENCH_API_KEY_ENV }, baseUrl: options.amplitudeUrl },
   };

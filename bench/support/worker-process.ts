@@ -28,7 +28,8 @@ async function main(): Promise<void> {
     logger: new DefaultLogger('WARN', (entry) => process.stderr.write(`[worker ${entry.level}] ${entry.message}\n`)),
     telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
   });
-  const generated = new GeneratedSource();
+  // with a warehouse folder the generated models also stand in for BigQuery's warehouse-side diff
+  const generated = new GeneratedSource(process.env.BENCH_WAREHOUSE_DIR || undefined);
   const maxActivities = process.env.BENCH_MAX_ACTIVITIES;
   const w = await createAmpsyncWorker({
     address: required('BENCH_TEMPORAL_ADDRESS'),

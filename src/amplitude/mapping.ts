@@ -102,6 +102,26 @@ type Step =
   | ({ kind: 'property'; bag: Bag; name: string; op: PropertyOperation | undefined } & ValueSource)
   | ({ kind: 'group'; type: string } & ValueSource);
 
+/**
+ * What a payload is made of besides its row: the mapping, its options and the code's version. Equal identities
+ * and equal rows make equal payloads; it prefixes every fingerprint, and names the mapping a warehouse snapshot
+ * was delivered with.
+ */
+export function mappingIdentity(sync: SyncConfig): string {
+  const { api, nullPolicy, longStrings, minIdLength, syntheticEvent } = sync.options;
+  return hashText(
+    canonicalJson({
+      version: FINGERPRINT_VERSION,
+      sync: sync.id,
+      object: sync.object,
+      key: sync.key,
+      groupType: sync.groupType ?? null,
+      mappings: sync.mappings,
+      options: { api: api ?? null, nullPolicy, longStrings, minIdLength, syntheticEvent: syntheticEvent ?? null },
+    }),
+  );
+}
+
 /** Compiles `sync.mappings` for its object and API; throws MappingError for a mapping that cannot work. */
 export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = {}): RowMapper {
   const shape = shapeOf(sync);
@@ -138,19 +158,7 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
     return String(rawKey);
   };
 
-  // what the payload is made of besides the row: the mapping, its options and the code's version
-  const { api, nullPolicy, longStrings, minIdLength, syntheticEvent } = sync.options;
-  const mappingPrefix = `${hashText(
-    canonicalJson({
-      version: FINGERPRINT_VERSION,
-      sync: sync.id,
-      object: sync.object,
-      key: sync.key,
-      groupType: sync.groupType ?? null,
-      mappings: sync.mappings,
-      options: { api: api ?? null, nullPolicy, longStrings, minIdLength, syntheticEvent: syntheticEvent ?? null },
-    }),
-  )}\u001f`;
+  const mappingPrefix = `${mappingIdentity(sync)}\u001f`;
   const inputColumns = [...new Set(columns)];
   const values: SourceValue[] = new Array<SourceValue>(inputColumns.length);
   const fingerprintOf = (row: SourceRow): string => {

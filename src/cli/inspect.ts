@@ -8,6 +8,7 @@ import type { SyncConfig } from '../config/schema';
 import { BigQuerySource } from '../sources/bigquery/source';
 import { openStateStore } from '../state';
 import { diffModeOf, isExhausted } from '../sync/types';
+import { checkDiffKey } from '../sync/warehouse-diff';
 import { formatBytes } from './format';
 
 const PROBE_TIMEOUT_MS = 10_000;
@@ -73,11 +74,16 @@ export async function checkSync(sync: SyncConfig, print: (line: string) => void)
     const ref = sync.destination.apiKey;
     return Promise.resolve('env' in ref ? `read from $${ref.env}` : `read from ${ref.file}`);
   });
+  const source = new BigQuerySource(sync.source);
   await step('BigQuery model', async () => {
-    const dry = await new BigQuerySource(sync.source).dryRun(sync.model);
+    const dry = await source.dryRun(sync.model);
     compileMapper(sync, { schema: dry.schema });
+    if (sync.source.stateDataset !== undefined) checkDiffKey(`sync "${sync.id}"`, sync.key, dry.schema);
     return `dry run OK, would process ${formatBytes(dry.bytesProcessed)}; columns ${dry.schema.map((f) => f.name).join(', ')}; every mapped column exists`;
   });
+  if (sync.source.stateDataset !== undefined) {
+    await step('BigQuery state dataset', () => source.describeStateDataset());
+  }
   if (apiKey !== undefined) {
     const key = apiKey;
     await step('Amplitude endpoint', async () => {

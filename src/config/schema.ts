@@ -139,6 +139,14 @@ export const sourceSchema = z.strictObject({
   apiEndpoint: z.url().optional(),
   /** Queries that would bill more bytes than this fail before running (BigQuery's maximumBytesBilled). */
   maximumBytesBilled: z.union([z.number().int().positive(), z.string().regex(/^\d+$/)]).optional(),
+  /**
+   * A dataset (in `project`) ampsync may create tables in: with it, the diff runs in BigQuery against a snapshot of
+   * what was delivered, and only changed rows leave the warehouse.
+   */
+  stateDataset: z
+    .string()
+    .regex(/^[A-Za-z0-9_]{1,1024}$/, 'a dataset name (letters, digits and "_")')
+    .optional(),
 });
 export type SourceConfig = z.infer<typeof sourceSchema>;
 

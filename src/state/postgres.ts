@@ -46,6 +46,7 @@ import type {
   StagePageInput,
   StagePageResult,
   StateStore,
+  WarehouseSnapshot,
 } from './types';
 
 /** Connections per process when not configured. */
@@ -53,8 +54,11 @@ export const DEFAULT_POOL_SIZE = 10;
 /** How long a call waits for a free or new connection before failing (retryably). */
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
 const DEFAULT_SCHEMA = 'ampsync';
-/** 2: delivered rows recorded by position in `run_delivered` (status-recorded rows still count as delivered). */
-const SCHEMA_VERSION = 2;
+/**
+ * 2: delivered rows recorded by position in `run_delivered` (status-recorded rows still count as delivered).
+ * 3: `warehouse_snapshots`, where each sync's warehouse-side diff snapshot is recorded (a new table only).
+ */
+const SCHEMA_VERSION = 3;
 /** An unquoted PostgreSQL identifier (at most 63 bytes). */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Session temp tables a page is copied into; emptied at each commit. */
@@ -252,6 +256,11 @@ export class PostgresStateStore implements StateStore {
         CREATE INDEX IF NOT EXISTS rejected_by_run ON ${t}.rejected (sync_id, run_id, id);
         -- a chunk committed twice files each Amplitude rejection once
         CREATE UNIQUE INDEX IF NOT EXISTS rejected_once ON ${t}.rejected (sync_id, run_id, key) WHERE stage = 'amplitude';
+        -- a sync's warehouse-side diff snapshot; reset forgets it with the synced keys
+        CREATE TABLE IF NOT EXISTS ${t}.warehouse_snapshots (
+          sync_id text PRIMARY KEY,
+          snapshot jsonb NOT NULL
+        );
       `);
       await c.query(`DELETE FROM ${t}.schema_version`);
       await c.query(`INSERT INTO ${t}.schema_version (version) VALUES ($1)`, [SCHEMA_VERSION]);
@@ -648,8 +657,31 @@ export class PostgresStateStore implements StateStore {
   }
 
   async resetSync(syncId: string): Promise<void> {
-    await this.session(`reset sync "${syncId}"`, (c) =>
-      c.query(`DELETE FROM ${this.t}.synced WHERE sync_id = $1`, [syncId]),
+    await this.transaction(`reset sync "${syncId}"`, async (c) => {
+      await c.query(`DELETE FROM ${this.t}.synced WHERE sync_id = $1`, [syncId]);
+      await c.query(`DELETE FROM ${this.t}.warehouse_snapshots WHERE sync_id = $1`, [syncId]);
+    });
+  }
+
+  async getWarehouseSnapshot(syncId: string): Promise<WarehouseSnapshot | null> {
+    return this.session(`read the warehouse snapshot of sync "${syncId}"`, async (c) => {
+      const { rows } = await c.query<{ snapshot: WarehouseSnapshot }>(
+        `SELECT snapshot FROM ${this.t}.warehouse_snapshots WHERE sync_id = $1`,
+        [syncId],
+      );
+      return rows[0]?.snapshot ?? null;
+    });
+  }
+
+  async setWarehouseSnapshot(syncId: string, snapshot: WarehouseSnapshot | null): Promise<void> {
+    await this.session(`record the warehouse snapshot of sync "${syncId}"`, (c) =>
+      snapshot === null
+        ? c.query(`DELETE FROM ${this.t}.warehouse_snapshots WHERE sync_id = $1`, [syncId])
+        : c.query(
+            `INSERT INTO ${this.t}.warehouse_snapshots (sync_id, snapshot) VALUES ($1, $2)
+             ON CONFLICT (sync_id) DO UPDATE SET snapshot = excluded.snapshot`,
+            [syncId, snapshot],
+          ),
     );
   }
 

@@ -44,6 +44,7 @@ import type {
   StagePageInput,
   StagePageResult,
   StateStore,
+  WarehouseSnapshot,
 } from './types';
 
 /** How long a write waits for another process's transaction before SQLITE_BUSY. */
@@ -59,8 +60,9 @@ const CACHE_SIZE_KIB = 32 * 1024;
  * (to `run_payloads`), so recording outcomes rewrites narrow rows.
  * 3: delivered rows recorded by position in `run_delivered` (appended, not a rewrite of their run_rows row); a
  * version 2 file keeps its in-flight runs' `status = 'delivered'` rows, which still count as delivered.
+ * 4: `warehouse_snapshots`, where each sync's warehouse-side diff snapshot is recorded (a new table only).
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 export interface SqliteStateStoreOptions {
   /** Database file; its folder is created (mode 0700) and the file made private (0600). */
@@ -165,6 +167,12 @@ CREATE INDEX IF NOT EXISTS rejected_by_sync ON rejected (sync_id);
 CREATE INDEX IF NOT EXISTS rejected_by_run ON rejected (sync_id, run_id);
 -- a chunk committed twice files each Amplitude rejection once
 CREATE UNIQUE INDEX IF NOT EXISTS rejected_once ON rejected (sync_id, run_id, key) WHERE stage = 'amplitude';
+
+-- a sync's warehouse-side diff snapshot (JSON WarehouseSnapshot); reset forgets it with the synced keys
+CREATE TABLE IF NOT EXISTS warehouse_snapshots (
+  sync_id TEXT PRIMARY KEY,
+  snapshot TEXT NOT NULL
+);
 `;
 
 /** Version 1 kept the sync id text in every synced row: number the syncs and rewrite the table. */
@@ -355,6 +363,11 @@ function prepareAll(db: Database.Database) {
     ),
     countSynced: s(`SELECT count(*) AS n FROM synced WHERE sync_no = ${SYNC_NO('?')}`),
     resetSync: s(`DELETE FROM synced WHERE sync_no = ${SYNC_NO('?')}`),
+    getSnapshot: s('SELECT snapshot FROM warehouse_snapshots WHERE sync_id = ?'),
+    setSnapshot: s(
+      'INSERT INTO warehouse_snapshots (sync_id, snapshot) VALUES (?, ?) ON CONFLICT (sync_id) DO UPDATE SET snapshot = excluded.snapshot',
+    ),
+    forgetSnapshot: s('DELETE FROM warehouse_snapshots WHERE sync_id = ?'),
     numberSync: s('INSERT INTO sync_ids (sync_id) VALUES (?) ON CONFLICT (sync_id) DO NOTHING'),
   };
 }
@@ -694,6 +707,21 @@ export class SqliteStateStore implements StateStore {
   resetSync(syncId: string): Promise<void> {
     return this.write(`reset sync "${syncId}"`, (s) => {
       s.resetSync.run(syncId);
+      s.forgetSnapshot.run(syncId);
+    });
+  }
+
+  getWarehouseSnapshot(syncId: string): Promise<WarehouseSnapshot | null> {
+    return this.read(`read the warehouse snapshot of sync "${syncId}"`, (s) => {
+      const row = s.getSnapshot.get(syncId) as { snapshot: string } | undefined;
+      return row === undefined ? null : (JSON.parse(row.snapshot) as WarehouseSnapshot);
+    });
+  }
+
+  setWarehouseSnapshot(syncId: string, snapshot: WarehouseSnapshot | null): Promise<void> {
+    return this.write(`record the warehouse snapshot of sync "${syncId}"`, (s) => {
+      if (snapshot === null) s.forgetSnapshot.run(syncId);
+      else s.setSnapshot.run(syncId, JSON.stringify(snapshot));
     });
   }
 

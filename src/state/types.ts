@@ -96,6 +96,22 @@ export interface RejectedRow {
   at: string;
 }
 
+/**
+ * Where a sync's warehouse-side diff keeps its snapshot (source.stateDataset): a BigQuery table of each key's
+ * row fingerprint as of the last run that promoted one. Recorded here, beside the synced keys it must never run
+ * ahead of: a store that forgot its keys (reset, or a new database) has no record, and the snapshot is ignored.
+ */
+export interface WarehouseSnapshot {
+  /** Table name inside the source's stateDataset. */
+  table: string;
+  /** Identity of the mapping the snapshot's rows were delivered with; another mapping ignores the snapshot. */
+  mapping: string;
+  /** The run that promoted it. */
+  runId: string;
+  /** Keys it holds. */
+  rows: number;
+}
+
 export interface StateStore {
   /** Creates tables if missing; safe to call from every worker at start. */
   migrate(): Promise<void>;
@@ -136,6 +152,11 @@ export interface StateStore {
   listRejected(syncId: string, limit: number): Promise<RejectedRow[]>;
   /** Number of keys delivered so far. */
   countSynced(syncId: string): Promise<number>;
-  /** Forgets everything delivered for a sync (a full resync on the next run). */
+  /** Forgets everything delivered for a sync, and its warehouse snapshot (a full resync on the next run). */
   resetSync(syncId: string): Promise<void>;
+
+  /** The sync's warehouse-side diff snapshot, or null when it has none it may trust. */
+  getWarehouseSnapshot(syncId: string): Promise<WarehouseSnapshot | null>;
+  /** Records the sync's new warehouse snapshot (null forgets it). */
+  setWarehouseSnapshot(syncId: string, snapshot: WarehouseSnapshot | null): Promise<void>;
 }

@@ -33,6 +33,11 @@ export interface SourcePosition {
   page: number;
   /** Rows read so far. */
   rowsRead: number;
+  /**
+   * Warehouse-side diff: rows of the model the warehouse found unchanged since its snapshot, which these results
+   * leave out (they count as unchanged). Carried from page to page.
+   */
+  unchangedElsewhere?: number;
 }
 
 /** True once the position points past the model's last page (page 0 with a null token is the first page). */
@@ -63,8 +68,50 @@ export interface ReadPageOptions {
   pageSize: number;
 }
 
+/** What a warehouse-side diff is asked (names come from src/sync/warehouse-diff.ts). */
+export interface OpenChangesRequest {
+  /** Deterministic per run: a retried attempt attaches to the jobs an earlier one started. */
+  jobId: string;
+  /** The model column holding the sync key (STRING or INT64). */
+  key: string;
+  /** Table (in the state dataset) the run's model is copied into, with each row's fingerprint. */
+  runTable: string;
+  /** The snapshot to diff against, or null: every row is new to the warehouse. */
+  snapshot: string | null;
+  signal?: AbortSignal;
+}
+
+export interface PromoteSnapshotRequest {
+  jobId: string;
+  key: string;
+  runTable: string;
+  /** The new snapshot's table name. */
+  snapshot: string;
+  /** Keys left out of the snapshot: rows of the run not delivered, which later runs must extract again. */
+  exclude: string[];
+}
+
+/**
+ * A warehouse that diffs a model against a snapshot of what was delivered (source.stateDataset), so only new,
+ * changed, duplicated and NULL-keyed rows leave it. The state store still diffs what arrives: the snapshot only
+ * ever lags what was delivered, never runs ahead of it.
+ */
+export interface WarehouseDiff {
+  /**
+   * Runs the model into `runTable` and opens the rows that differ from `snapshot` (a snapshot table that no
+   * longer exists counts as none); the position's `unchangedElsewhere` counts the rest.
+   */
+  openChanges(model: ModelConfig, request: OpenChangesRequest): Promise<OpenedModel>;
+  /** Makes the run table, without `exclude`, the new snapshot table. Returns the keys it holds. */
+  promoteSnapshot(request: PromoteSnapshotRequest): Promise<{ rows: number }>;
+  /** Drops the state dataset's tables whose names start with one of `prefixes`, except those in `keep`. */
+  dropTables(prefixes: readonly string[], keep: readonly string[]): Promise<string[]>;
+}
+
 /** A warehouse a sync reads its model from. */
 export interface Source {
+  /** Present when the source can diff in the warehouse (BigQuery with source.stateDataset). */
+  readonly warehouseDiff?: WarehouseDiff;
   /** Validates the model and reports what it would cost, running nothing. */
   dryRun(model: ModelConfig): Promise<DryRunResult>;
   /**

@@ -669,6 +669,25 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       expect(third.finished.counts).toMatchObject({ new: 2, unchanged: 0 });
     });
 
+    it('records a warehouse snapshot per sync, replaces it, and forgets it on reset', async () => {
+      const syncId = newSync();
+      const other = newSync();
+      expect(await store.getWarehouseSnapshot(syncId)).toBeNull();
+      const first = { table: 'ampsync_snapshot_a_r1', mapping: 'm1', runId: 'r1', rows: 3 };
+      await store.setWarehouseSnapshot(syncId, first);
+      await store.setWarehouseSnapshot(other, { ...first, runId: 'other' });
+      expect(await store.getWarehouseSnapshot(syncId)).toEqual(first);
+      const second = { table: 'ampsync_snapshot_a_r2', mapping: 'm1', runId: 'r2', rows: 4 };
+      await store.setWarehouseSnapshot(syncId, second);
+      expect(await store.getWarehouseSnapshot(syncId)).toEqual(second);
+
+      await store.resetSync(syncId);
+      expect(await store.getWarehouseSnapshot(syncId)).toBeNull();
+      expect(await store.getWarehouseSnapshot(other)).toEqual({ ...first, runId: 'other' });
+      await store.setWarehouseSnapshot(other, null);
+      expect(await store.getWarehouseSnapshot(other)).toBeNull();
+    });
+
     it('discards a run with its staging data and rejections, keeping what other runs delivered', async () => {
       const syncId = newSync();
       await fullRun(syncId, [{ rows: [user('a')] }]);

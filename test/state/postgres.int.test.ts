@@ -57,6 +57,7 @@ describe('PostgresStateStore', () => {
       'runs',
       'schema_version',
       'synced',
+      'warehouse_snapshots',
     ]);
     await store.close();
   });

@@ -92,7 +92,7 @@ describe('SqliteStateStore', () => {
     expect(staged).toEqual({ staged: 2, unchanged: 1, new: 1 });
     await store.close();
     const upgraded = new Database(v1File, { readonly: true });
-    expect(upgraded.pragma('user_version', { simple: true })).toBe(3);
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(4);
     upgraded.close();
 
     const newer = new Database(v1File);
@@ -101,7 +101,7 @@ describe('SqliteStateStore', () => {
     const refusing = new SqliteStateStore({ file: v1File });
     const attempt = refusing.migrate();
     await expect(attempt).rejects.toThrow(StateConflictError);
-    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 3/);
+    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 4/);
     await refusing.close();
   });
 

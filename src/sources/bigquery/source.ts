@@ -9,19 +9,28 @@
  *
  * Positions: `jobId` is the query job's id, or `PROJECT:DATASET.TABLE` for a table read (job ids hold no ":").
  * The first page has `page: 0, pageToken: null`; after the last page `pageToken` is null and `page > 0`.
+ *
+ * With `source.stateDataset` it is also a WarehouseDiff (src/sync/warehouse-diff.ts): `openChanges` copies the
+ * model into a run table with `FARM_FINGERPRINT(TO_JSON_STRING(row))` and each key's row count, and pages only the
+ * rows the snapshot does not match; `promoteSnapshot` turns the run table into the next snapshot (key text and
+ * fingerprint per key).
  */
 import type { BigQuery, Job, Table } from '@google-cloud/bigquery';
 import type { ModelConfig, SourceConfig } from '../../config/schema';
 import type {
   DryRunResult,
+  OpenChangesRequest,
   OpenedModel,
+  PromoteSnapshotRequest,
   ReadPageOptions,
   Source,
   SourceField,
   SourcePage,
   SourcePosition,
+  WarehouseDiff,
 } from '../../sync/types';
 import { isExhausted } from '../../sync/types';
+import { checkDiffKey } from '../../sync/warehouse-diff';
 import { createBigQueryClient } from './client';
 import { convertRows, normaliseSchema, type RawField, type RawRow } from './convert';
 import {
@@ -158,8 +167,21 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Days an abandoned run table lives (BigQuery drops it; a later run's promotion drops it sooner). */
+const RUN_TABLE_EXPIRY_DAYS = 7;
+/** Columns the run table adds to the model's: the row's fingerprint and how many rows share its key. */
+const FP_COLUMN = '__ampsync_fp';
+const COUNT_COLUMN = '__ampsync_n';
+
+/** A column name as a quoted identifier. */
+function column(name: string): string {
+  return `\`${name.replace(/[`\\]/g, (c) => `\\${c}`)}\``;
+}
+
 /** Reads models from BigQuery (or the goccy emulator) page by page, resumably. */
-export class BigQuerySource implements Source {
+export class BigQuerySource implements Source, WarehouseDiff {
+  /** Set when the source has a stateDataset: the diff can run in BigQuery. */
+  readonly warehouseDiff?: WarehouseDiff;
   private readonly client: BigQuery;
   private readonly logger: SourceLogger | undefined;
   private readonly tableRead: TableReadMode;
@@ -174,6 +196,159 @@ export class BigQuerySource implements Source {
     this.logger = options.logger;
     this.tableRead = options.tableRead ?? (isLoopback(source.apiEndpoint) ? 'query' : 'list');
     this.maxBytes = source.maximumBytesBilled !== undefined ? BigInt(source.maximumBytesBilled) : undefined;
+    if (source.stateDataset !== undefined) this.warehouseDiff = this;
+  }
+
+  /**
+   * Copies the model into `request.runTable` with each row's fingerprint and key count, then opens the rows the
+   * snapshot does not match: new keys, changed fingerprints, duplicated and NULL keys. Retried attempts attach to
+   * the jobs of the first (deterministic job ids).
+   */
+  async openChanges(model: ModelConfig, request: OpenChangesRequest): Promise<OpenedModel> {
+    const subject = describeModel(model, this.source.project);
+    const body = 'sql' in model ? model.sql.replace(/[\s;]+$/, '') : selectAll(this.tableRef(model.table));
+    const key = column(request.key);
+    const run = this.stateTableRef(request.runTable);
+    if (this.maxBytes !== undefined) await this.dryRunJob(body, subject);
+    const copy = await this.startJob(
+      `CREATE TABLE ${selectFrom(run)}
+       OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${RUN_TABLE_EXPIRY_DAYS} DAY)) AS
+       SELECT m.*, FARM_FINGERPRINT(TO_JSON_STRING(m)) AS ${FP_COLUMN},
+              COUNT(*) OVER (PARTITION BY m.${key}) AS ${COUNT_COLUMN}
+       FROM (\n${body}\n) AS m`,
+      `copy of ${subject} into ${request.runTable}`,
+      `${request.jobId}_copy`,
+    );
+    await this.waitForJob(copy, `copy of ${subject} into ${request.runTable}`, request.signal);
+    const { metadata, schema } = await this.tableMetadata(run, `run table "${request.runTable}"`, 'run table lookup');
+    checkDiffKey(subject, request.key, schema);
+    const runRows = Number(metadata.numRows ?? 0);
+
+    let snapshot = request.snapshot === null ? null : this.stateTableRef(request.snapshot);
+    if (snapshot !== null && !(await this.tableExists(snapshot))) {
+      this.logger?.warn('the warehouse snapshot is gone: every row of the model is diffed by the worker', {
+        snapshot: request.snapshot,
+      });
+      snapshot = null;
+    }
+    const changes =
+      snapshot === null
+        ? `SELECT * EXCEPT (${FP_COLUMN}, ${COUNT_COLUMN}) FROM ${selectFrom(run)}`
+        : `SELECT r.* EXCEPT (${FP_COLUMN}, ${COUNT_COLUMN})
+           FROM ${selectFrom(run)} AS r LEFT JOIN ${selectFrom(snapshot)} AS s ON s.k = CAST(r.${key} AS STRING)
+           WHERE s.k IS NULL OR s.fp <> r.${FP_COLUMN} OR r.${COUNT_COLUMN} > 1`;
+    const opened = await this.openQuery(changes, `changed rows of ${subject}`, {
+      jobId: request.jobId,
+      ...(request.signal !== undefined ? { signal: request.signal } : {}),
+    });
+    const unchangedElsewhere = Math.max(0, runRows - opened.totalRows);
+    this.logger?.info('BigQuery diffed the model against its snapshot', {
+      runTable: request.runTable,
+      snapshot: snapshot === null ? null : request.snapshot,
+      rows: runRows,
+      changed: opened.totalRows,
+      unchanged: unchangedElsewhere,
+    });
+    return { ...opened, position: { ...opened.position, unchangedElsewhere } };
+  }
+
+  /** Writes the next snapshot: each key of the run table held by one row, less `exclude`, with its fingerprint. */
+  async promoteSnapshot(request: PromoteSnapshotRequest): Promise<{ rows: number }> {
+    const key = column(request.key);
+    const target = this.stateTableRef(request.snapshot);
+    const subject = `warehouse snapshot "${request.snapshot}"`;
+    const job = await this.startJob(
+      `CREATE TABLE ${selectFrom(target)} AS
+       SELECT CAST(${key} AS STRING) AS k, ${FP_COLUMN} AS fp FROM ${selectFrom(this.stateTableRef(request.runTable))}
+       WHERE ${key} IS NOT NULL AND ${COUNT_COLUMN} = 1 AND CAST(${key} AS STRING) NOT IN UNNEST(@exclude)`,
+      subject,
+      request.jobId,
+      { params: { exclude: request.exclude }, types: { exclude: ['STRING'] } },
+    );
+    await this.waitForJob(job, subject, undefined);
+    const { metadata } = await this.tableMetadata(target, subject, 'snapshot lookup');
+    return { rows: Number(metadata.numRows ?? 0) };
+  }
+
+  /** Drops the state dataset's tables named with one of `prefixes`, except `keep`; returns the names dropped. */
+  async dropTables(prefixes: readonly string[], keep: readonly string[]): Promise<string[]> {
+    const dataset = this.stateDataset();
+    const handle = this.client.dataset(dataset, { projectId: this.source.project, ...this.locationOption() });
+    let tables: Table[];
+    try {
+      [tables] = await handle.getTables({ autoPaginate: true });
+    } catch (err) {
+      throw classifyBigQueryError(err, {
+        operation: 'table list',
+        subject: `dataset "${dataset}"`,
+        endpoint: 'tables.list',
+      });
+    }
+    const dropped: string[] = [];
+    for (const table of tables) {
+      const name = table.id ?? '';
+      if (keep.includes(name) || !prefixes.some((p) => name.startsWith(p))) continue;
+      try {
+        await table.delete({ ignoreNotFound: true });
+      } catch (err) {
+        throw classifyBigQueryError(err, {
+          operation: 'table drop',
+          subject: `table "${dataset}.${name}"`,
+          endpoint: 'tables.delete',
+        });
+      }
+      dropped.push(name);
+    }
+    return dropped;
+  }
+
+  /** Checks that the state dataset exists (`ampsync check`); what it says of it. */
+  async describeStateDataset(): Promise<string> {
+    const dataset = this.stateDataset();
+    const subject = `state dataset "${this.source.project}.${dataset}"`;
+    let exists: boolean;
+    try {
+      [exists] = await this.client
+        .dataset(dataset, { projectId: this.source.project, ...this.locationOption() })
+        .exists();
+    } catch (err) {
+      throw classifyBigQueryError(err, { operation: 'dataset lookup', subject, endpoint: 'datasets.get' });
+    }
+    if (!exists) {
+      throw new SourceConfigError(
+        `${subject} does not exist: create it (bq mk ${dataset}) and let ampsync's credentials create tables in it`,
+        'notFound',
+      );
+    }
+    return `${subject} exists: changed rows are found in BigQuery, and only they leave it`;
+  }
+
+  private stateDataset(): string {
+    const dataset = this.source.stateDataset;
+    if (dataset === undefined) {
+      throw new SourceConfigError(
+        'the warehouse diff needs source.stateDataset (a dataset ampsync may write to)',
+        'invalid',
+      );
+    }
+    return dataset;
+  }
+
+  private stateTableRef(table: string): TableRef {
+    return { project: this.source.project, dataset: this.stateDataset(), table };
+  }
+
+  private async tableExists(ref: TableRef): Promise<boolean> {
+    try {
+      const [exists] = await this.handleFor(ref).exists();
+      return exists;
+    } catch (err) {
+      throw classifyBigQueryError(err, {
+        operation: 'table lookup',
+        subject: `table "${ref.dataset}.${ref.table}"`,
+        endpoint: 'tables.get',
+      });
+    }
   }
 
   /** Validates the model and reports its bytes and schema without running it; fails over maximumBytesBilled. */
@@ -217,6 +392,7 @@ export class BigQuerySource implements Source {
       pageToken: fetched.pageToken ? fetched.pageToken : null,
       page: position.page + 1,
       rowsRead: position.rowsRead + rows.length,
+      ...(position.unchangedElsewhere !== undefined ? { unchangedElsewhere: position.unchangedElsewhere } : {}),
     };
     this.logger?.debug('read BigQuery page', {
       jobId: position.jobId,
@@ -350,9 +526,15 @@ export class BigQuerySource implements Source {
     return { schema, totalRows, position: firstPosition(jobId, job.location) };
   }
 
-  private async startJob(sql: string, subject: string, jobId: string | undefined): Promise<Job> {
+  private async startJob(
+    sql: string,
+    subject: string,
+    jobId: string | undefined,
+    parameters: { params: Record<string, unknown>; types: Record<string, string[]> } | undefined = undefined,
+  ): Promise<Job> {
     const query = {
       query: sql,
+      ...(parameters ?? {}),
       ...this.locationOption(),
       ...(jobId !== undefined ? { jobId } : { jobPrefix: JOB_ID_PREFIX }),
       ...(this.maxBytes !== undefined ? { maximumBytesBilled: this.maxBytes.toString() } : {}),
@@ -497,8 +679,13 @@ interface FetchedPage {
   pageToken: string | null;
 }
 
+/** A table reference as quoted in SQL. */
+function selectFrom(ref: TableRef): string {
+  return `\`${ref.project}.${ref.dataset}.${ref.table}\``;
+}
+
 function selectAll(ref: TableRef): string {
-  return `SELECT * FROM \`${ref.project}.${ref.dataset}.${ref.table}\``;
+  return `SELECT * FROM ${selectFrom(ref)}`;
 }
 
 /** A job id already taken: 409 from BigQuery, a 400 "already created" from the goccy emulator. */

@@ -1,0 +1,198 @@
+/**
+ * The warehouse-side diff (source.stateDataset) on real services: the demo users from the BigQuery emulator
+ * through the dev server and a real worker into the Amplitude emulator. What leaves BigQuery is read from the
+ * run's own query job (its row count), what arrives from the Amplitude emulator.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { BigQuery } from '@google-cloud/bigquery';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { extractJobId } from '../../activities/sync-activities';
+import { checkSync } from '../../src/cli/inspect';
+import { parseSyncsFile } from '../../src/config/load';
+import type { SyncConfig } from '../../src/config/schema';
+import { changeDemoRows, seedDemoData } from '../../src/dev/demo-data';
+import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
+import { openStateStore } from '../../src/state';
+import type { StateStore } from '../../src/state/types';
+import { warehouseTables } from '../../src/sync/warehouse-diff';
+import { testEmulator } from '../sources/bigquery/support';
+import { createHarness, type Harness } from '../support/temporal';
+
+const API_KEY = 'warehouse-diff-key-0001';
+const USERS = 40;
+/** Users once changeDemoRows deleted 2 and added 1. */
+const VALID_AFTER_CHANGE = USERS - 2 + 1;
+
+let harness: Harness;
+let emulator: AmplitudeEmulator;
+let bq: BigQuery;
+let dir: string;
+let dataset: string;
+let stateDataset: string;
+let users: SyncConfig;
+let store: StateStore;
+let stop: () => Promise<void>;
+let cleanup: () => Promise<void>;
+
+beforeAll(async () => {
+  harness = await createHarness();
+  emulator = await startAmplitudeEmulator({ port: 0, apiKeys: [API_KEY] });
+  process.env.AMPSYNC_DEMO_AMPLITUDE_KEY = API_KEY;
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-whdiff-'));
+  // a private emulator: the goccy emulator's heap grows with every DROP TABLE, and the snapshots drop tables
+  const emulated = await testEmulator('whdiff');
+  ({ bq, dataset } = emulated);
+  cleanup = () => emulated.cleanup();
+  stateDataset = `${dataset}_state`;
+  await seedDemoData(bq, { dataset, users: USERS });
+  await bq.createDataset(stateDataset);
+  const text = fs
+    .readFileSync(path.join(__dirname, '..', '..', 'examples', 'demo', 'ampsync.yaml'), 'utf8')
+    .replaceAll('ampsync_demo.', `${dataset}.`)
+    .replaceAll('http://127.0.0.1:9700', emulator.url)
+    .replaceAll('http://127.0.0.1:9050', emulated.source.apiEndpoint!)
+    .replaceAll('project: ampsync-dev', `project: ${emulated.source.project}`);
+  const demo = parseSyncsFile(text, 'examples/demo/ampsync.yaml').syncs.find((s) => s.id === 'demo-users')!;
+  users = { ...demo, id: `users-${dataset}`, source: { ...demo.source, stateDataset } };
+  const stateUrl = `sqlite:${path.join(dir, 'state.db')}`;
+  store = openStateStore(stateUrl);
+  await store.migrate();
+  ({ stop } = await harness.startWorker({ state: stateUrl }));
+});
+
+afterAll(async () => {
+  await stop?.();
+  await store?.close();
+  await emulator?.close();
+  await harness?.close();
+  await cleanup?.();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Rows the run's query job returned: what left BigQuery. */
+async function rowsLeftBigQuery(sync: SyncConfig, runId: string): Promise<number> {
+  const [, , response] = (await bq.job(extractJobId(sync.id, runId)).getQueryResults({
+    maxResults: 0,
+    autoPaginate: false,
+  })) as [unknown, unknown, { totalRows?: string }];
+  return Number(response.totalRows);
+}
+
+async function stateTables(): Promise<string[]> {
+  const [tables] = await bq.dataset(stateDataset).getTables();
+  return tables.map((t) => t.id ?? '').sort();
+}
+
+/** Runs the sync and returns its result with the identifies that reached Amplitude and the rows read. */
+async function runOnce(sync: SyncConfig) {
+  const before = emulator.eventCount();
+  const result = await harness.client.run(sync);
+  return { result, sent: emulator.eventCount() - before, read: await rowsLeftBigQuery(sync, result.runId) };
+}
+
+test('only new and changed rows leave BigQuery; the snapshot follows what was delivered', async () => {
+  const first = await runOnce(users);
+  expect(first.result.counts).toMatchObject({ extracted: USERS, new: USERS, delivered: USERS, unchanged: 0 });
+  expect(first.read).toBe(USERS);
+  expect(first.sent).toBe(USERS);
+  const snapshot = await store.getWarehouseSnapshot(users.id);
+  expect(snapshot).toMatchObject({ table: warehouseTables(users.id, first.result.runId).snapshot, rows: USERS });
+  // the run table is dropped once the snapshot is made
+  expect(await stateTables()).toEqual([snapshot!.table]);
+
+  const second = await runOnce(users);
+  expect(second.result.counts).toMatchObject({ extracted: USERS, unchanged: USERS, new: 0, changed: 0, gone: 0 });
+  expect(second.read).toBe(0);
+  expect(second.sent).toBe(0);
+
+  const changed = await changeDemoRows(bq, { dataset });
+  const third = await runOnce(users);
+  expect(third.result.counts).toMatchObject({
+    extracted: VALID_AFTER_CHANGE,
+    changed: changed.updated.length,
+    new: changed.added.length,
+    gone: changed.deleted.length,
+    unchanged: USERS - changed.deleted.length - changed.updated.length,
+    delivered: changed.updated.length + changed.added.length,
+  });
+  expect(third.read).toBe(changed.updated.length + changed.added.length);
+  expect(third.sent).toBe(changed.updated.length + changed.added.length);
+  expect(emulator.user(changed.updated[0]!)?.user_properties).toMatchObject({ plan: 'enterprise' });
+  const promoted = await store.getWarehouseSnapshot(users.id);
+  expect(promoted).toMatchObject({ runId: third.result.runId, rows: VALID_AFTER_CHANGE });
+  expect(await stateTables()).toEqual([promoted!.table]);
+});
+
+test('duplicate, NULL and rejected keys leave BigQuery every run, and are never sent', async () => {
+  const table = `\`${bq.projectId}.${dataset}.users\``;
+  for (const query of [
+    // a key twice, a NULL key, and an id Amplitude's minimum length rejects
+    `INSERT INTO ${table} (user_id, plan, sessions_30d) VALUES ('user_dup_1', 'free', 1), ('user_dup_1', 'pro', 2)`,
+    `INSERT INTO ${table} (user_id, plan, sessions_30d) VALUES (NULL, 'free', 3)`,
+    `INSERT INTO ${table} (user_id, plan, sessions_30d) VALUES ('ab', 'free', 4)`,
+  ]) {
+    const [job] = await bq.createQueryJob({ query });
+    await job.getQueryResults({ maxResults: 0, autoPaginate: false });
+  }
+  for (let round = 0; round < 2; round++) {
+    const run = await runOnce(users);
+    // two duplicate rows + the NULL key row + the short id: each run reads and reports them again
+    expect(run.read).toBe(4);
+    expect(run.sent).toBe(0);
+    expect(run.result.counts).toMatchObject({ invalid: 4, new: 0, changed: 0, delivered: 0 });
+    const reasons = (await store.listRejected(users.id, 10)).filter((r) => r.runId === run.result.runId);
+    expect(reasons.map((r) => r.key).sort()).toEqual([null, 'ab', 'user_dup_1'].sort());
+  }
+});
+
+test('a changed mapping or a reset ignores the snapshot: every row is diffed again', async () => {
+  const remapped: SyncConfig = {
+    ...users,
+    mappings: [...users.mappings, { constant: 'v2', to: 'user_properties.model_version' }],
+  };
+  const remap = await runOnce(remapped);
+  // every row left BigQuery; the new mapping changed every payload, so each valid key is sent once more
+  expect(remap.read).toBe(remap.result.counts.extracted);
+  expect(remap.result.counts).toMatchObject({ changed: VALID_AFTER_CHANGE, delivered: VALID_AFTER_CHANGE });
+  const quiet = await runOnce(remapped);
+  expect(quiet.read).toBe(4); // only the invalid rows of the previous test
+
+  await store.resetSync(users.id);
+  expect(await store.getWarehouseSnapshot(users.id)).toBeNull();
+  const afterReset = await runOnce(remapped);
+  expect(afterReset.read).toBe(afterReset.result.counts.extracted);
+  expect(afterReset.result.counts).toMatchObject({ new: VALID_AFTER_CHANGE, delivered: VALID_AFTER_CHANGE });
+});
+
+test('a key column BigQuery cannot compare as text fails the run before any row moves, naming it', async () => {
+  const bad: SyncConfig = {
+    ...users,
+    id: `${users.id}-ts`,
+    key: 'trial_ends_at',
+    mappings: [{ from: 'user_id', to: 'user_id' }],
+  };
+  const err: unknown = await harness.client.run(bad).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const failure = (err as WorkflowFailedError).cause;
+  const cause = failure instanceof ActivityFailure ? failure.cause : failure;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+  expect(cause?.message).toMatch(/key column "trial_ends_at" is TIMESTAMP/);
+  expect(await stateTables()).not.toContainEqual(expect.stringContaining(warehouseTables(bad.id, 'x').prefixes[0]!));
+});
+
+test('ampsync check reports the state dataset, and names one that does not exist', async () => {
+  const lines: string[] = [];
+  expect(await checkSync(users, (line) => lines.push(line))).toBe(true);
+  expect(lines).toContainEqual(expect.stringMatching(/^✔ BigQuery state dataset: .* exists/));
+
+  const missing: SyncConfig = { ...users, source: { ...users.source, stateDataset: 'no_such_dataset' } };
+  lines.length = 0;
+  expect(await checkSync(missing, (line) => lines.push(line))).toBe(false);
+  expect(lines).toContainEqual(
+    expect.stringMatching(/^✖ BigQuery state dataset: state dataset ".*\.no_such_dataset" does not exist/),
+  );
+});
