@@ -291,7 +291,7 @@ function warehouseLines(report: BenchReport): string[] {
     'The "-warehouse" runs diff in the warehouse (source.stateDataset): each run copies the model with row ' +
       'fingerprints, only rows that differ from the snapshot of what was delivered leave the warehouse, and a run ' +
       "that succeeds promotes its copy to the next snapshot. The generated source stands in for BigQuery's side of " +
-      "it inside the worker process (every row generated, its JSON fingerprinted, compared), so the worker's wall and " +
+      "it inside the worker process (every row generated, its values fingerprinted, compared with the snapshot; one thread), so the worker's wall and " +
       'CPU time include work BigQuery does elsewhere on a real deployment: ' +
       runs.map((r) => `${r.label} ${r.warehouseSeconds ?? 0} s`).join(', ') +
       '.',
