@@ -491,7 +491,9 @@ export class PostgresStateStore implements StateStore {
       const { rows } = await c.query<StagedRow>(
         `SELECT key, hash, payload, pos FROM ${this.t}.run_rows AS r
          WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NULL
-           AND NOT EXISTS (SELECT 1 FROM ${this.t}.run_delivered AS d WHERE d.run_no = r.run_no AND d.pos = r.pos)
+           AND NOT EXISTS (
+             SELECT 1 FROM ${this.t}.run_delivered AS d WHERE d.run_no = r.run_no AND d.pos = r.pos OFFSET 0
+           )
          ORDER BY pos`,
         [run.run_no, from, from + run.chunk_size],
       );
@@ -560,7 +562,9 @@ export class PostgresStateStore implements StateStore {
       `INSERT INTO ${t}.synced (sync_id, key, hash)
        SELECT $4, key, hash FROM (
          SELECT r.key, r.hash FROM ${t}.run_delivered AS d
-         JOIN ${t}.run_rows AS r ON r.run_no = d.run_no AND r.pos = d.pos
+         CROSS JOIN LATERAL (
+           SELECT key, hash FROM ${t}.run_rows WHERE run_no = d.run_no AND pos = d.pos LIMIT 1
+         ) AS r
          WHERE d.run_no = $1 AND d.pos >= $2 AND d.pos < $3
          UNION ALL
          SELECT key, hash FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered'
