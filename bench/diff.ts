@@ -2,7 +2,8 @@
  * Diff benchmark: a synthetic model through the StateStore, as the extract and send activities drive it (rows
  * fingerprinted beforehand, payloads built only for the rows the store stages) —
  * first diff (stage pages + finishExtract), commit every chunk as delivered, finish, then a second diff with 1% of
- * rows changed. Each store runs in its own child process so its peak RSS is its own. Between the runs the PostgreSQL
+ * rows changed. Each store runs in its own child process (under the worker's heap flag, WORKER_NODE_ARGS), so its
+ * peak RSS is its own. Between the runs the PostgreSQL
  * staging tables are analyzed as autovacuum would once run_1 emptied them, so run_2 is planned with the statistics
  * a second run meets in production.
  *
@@ -25,6 +26,7 @@ import { emptyCounts } from '../src/sync/types';
 import type { BuiltPayload, DiffRow, RowOutcome } from '../src/sync/types';
 import { positioned } from '../activities/sync-activities';
 import { services } from '../test/support/env';
+import { WORKER_NODE_ARGS } from './support/processes';
 
 const DEFAULT_ROWS = 1_000_000;
 const PAGE_SIZE_ROWS = 10_000;
@@ -295,9 +297,9 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
 
 function runChild(kind: StoreKind, rows: number): Promise<StoreResult> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...process.execArgv, __filename, '--child', kind, '--rows', String(rows)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    // the store runs inside `ampsync worker`, under the worker's heap limit
+    const args = [...WORKER_NODE_ARGS, ...process.execArgv, __filename, '--child', kind, '--rows', String(rows)];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.on('error', reject);
@@ -314,7 +316,8 @@ function markdown(results: StoreResult[], date: string): string {
     `# Diff benchmark (${date})`,
     '',
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ` +
-      `Node ${process.version}. Pages of ${PAGE_SIZE_ROWS.toLocaleString('en')} rows, chunks of ` +
+      `Node ${process.version}, each store in a process with ${WORKER_NODE_ARGS.join(' ')} (as in \`ampsync worker\`). ` +
+      `Pages of ${PAGE_SIZE_ROWS.toLocaleString('en')} rows, chunks of ` +
       `${CHUNK_SIZE_ROWS.toLocaleString('en')}. Row generation and fingerprinting excluded from the phase times; payloads are built (inside the phase) only for the rows staged.`,
     '',
   ];
