@@ -231,6 +231,13 @@ program
           `${r.startedAt}  ${r.status.padEnd(9)}  ${formatCounts(r.counts)}  run ${r.runId}${r.error ? `  — ${r.error}` : ''}`,
         );
       }
+      const snapshot = await store.getWarehouseSnapshot(id);
+      if (snapshot !== null) {
+        console.log(
+          `warehouse snapshot: table ${snapshot.table} in the state dataset, ${snapshot.rows} keys, ` +
+            `promoted by run ${snapshot.runId}`,
+        );
+      }
     } finally {
       await store.close();
     }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
+import { openStateStore } from '../../src/state';
 import type { SourceRow } from '../../src/sync/types';
 import { services } from '../support/env';
 import { field, MemorySource } from '../support/memory-source';
@@ -106,6 +107,16 @@ test('run follows a sync to the end, prints the counts and exits 0; runs and rej
 
   const runs = await ampsync('runs', syncId());
   expect(runs.stdout).toMatch(/succeeded\s+changed 1199 \(new 1199\) · delivered 1199 · rejected 1/);
+  expect(runs.stdout).not.toContain('warehouse snapshot');
+  // a sync diffed in the warehouse (source.stateDataset) also shows the snapshot its next run diffs against
+  const store = openStateStore(state);
+  await store.migrate();
+  await store.setWarehouseSnapshot(syncId(), { table: 'ampsync_snapshot_x', mapping: 'm', runId: 'r9', rows: 1199 });
+  await store.close();
+  const withSnapshot = await ampsync('runs', syncId());
+  expect(withSnapshot.stdout).toContain(
+    'warehouse snapshot: table ampsync_snapshot_x in the state dataset, 1199 keys, promoted by run r9',
+  );
 
   const rejected = await ampsync('rejected', syncId());
   expect(rejected.stdout).toMatch(/validation\s+n\/a\s+.*placeholder/);

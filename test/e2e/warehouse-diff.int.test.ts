@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import type { BigQuery } from '@google-cloud/bigquery';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-import { extractJobId } from '../../activities/sync-activities';
+import { createActivities, extractJobId } from '../../activities/sync-activities';
+import { compileMapper } from '../../src/amplitude/mapping';
 import { checkSync } from '../../src/cli/inspect';
 import { parseSyncsFile } from '../../src/config/load';
 import type { SyncConfig } from '../../src/config/schema';
@@ -17,6 +18,8 @@ import { changeDemoRows, seedDemoData } from '../../src/dev/demo-data';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
 import { openStateStore } from '../../src/state';
 import type { StateStore } from '../../src/state/types';
+import { BigQuerySource } from '../../src/sources/bigquery/source';
+import { emptyCounts, type Source } from '../../src/sync/types';
 import { warehouseTables } from '../../src/sync/warehouse-diff';
 import { testEmulator } from '../sources/bigquery/support';
 import { createHarness, type Harness } from '../support/temporal';
@@ -71,6 +74,11 @@ afterAll(async () => {
   await cleanup?.();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/** The sync with one more mapping (every payload changes). */
+function withExtraMapping(sync: SyncConfig): SyncConfig {
+  return { ...sync, mappings: [...sync.mappings, { constant: 'v2', to: 'user_properties.model_version' }] };
+}
 
 /** Rows the run's query job returned: what left BigQuery. */
 async function rowsLeftBigQuery(sync: SyncConfig, runId: string): Promise<number> {
@@ -149,10 +157,7 @@ test('duplicate, NULL and rejected keys leave BigQuery every run, and are never 
 });
 
 test('a changed mapping or a reset ignores the snapshot: every row is diffed again', async () => {
-  const remapped: SyncConfig = {
-    ...users,
-    mappings: [...users.mappings, { constant: 'v2', to: 'user_properties.model_version' }],
-  };
+  const remapped = withExtraMapping(users);
   const remap = await runOnce(remapped);
   // every row left BigQuery; the new mapping changed every payload, so each valid key is sent once more
   expect(remap.read).toBe(remap.result.counts.extracted);
@@ -195,4 +200,69 @@ test('ampsync check reports the state dataset, and names one that does not exist
   expect(lines).toContainEqual(
     expect.stringMatching(/^✖ BigQuery state dataset: state dataset ".*\.no_such_dataset" does not exist/),
   );
+});
+
+test('an extraction that fails mid-way resumes from its saved page and still counts the rows left in BigQuery', async () => {
+  // the mapping the last snapshot was delivered with (the previous test's)
+  const sync = withExtraMapping(users);
+  const before = await store.getWarehouseSnapshot(sync.id);
+  expect(before).not.toBeNull();
+  const table = `\`${bq.projectId}.${dataset}.users\``;
+  const [job] = await bq.createQueryJob({
+    query: `UPDATE ${table} SET sessions_30d = sessions_30d + 1000 WHERE user_id IN ('user_00020', 'user_00021')`,
+  });
+  await job.getQueryResults({ maxResults: 0, autoPaginate: false });
+
+  // the second page fails once, as a worker crash or a BigQuery outage would end the first attempt there
+  const real = new BigQuerySource(sync.source);
+  let failed = false;
+  let opens = 0;
+  const flaky: Source = {
+    warehouseDiff: {
+      openChanges: (model, request) => {
+        opens += 1;
+        return real.openChanges(model, request);
+      },
+      promoteSnapshot: (request) => real.promoteSnapshot(request),
+      dropTables: (prefixes, keep) => real.dropTables(prefixes, keep),
+    },
+    dryRun: (model) => real.dryRun(model),
+    open: (model, options) => real.open(model, options),
+    readPage: async (position, options) => {
+      if (position.page === 1 && !failed) {
+        failed = true;
+        throw new Error('connection reset while reading page 2');
+      }
+      return real.readPage(position, options);
+    },
+  };
+  const activities = createActivities({
+    state: store,
+    sourceFor: () => flaky,
+    mapperFor: (sync, schema) => compileMapper(sync, schema === undefined ? {} : { schema }),
+    senderFor: () => ({ sendBatch: () => Promise.reject(new Error('nothing is sent in this test')) }),
+    packBatches: (_sync, rows) => [rows],
+    pageSize: 2,
+  });
+  const runId = `resume-${Date.now()}`;
+  await activities.prepareRun({ sync, runId, workflowId: 'test' });
+  await expect(activities.extractAndDiff({ sync, runId })).rejects.toThrow(/connection reset/);
+  const resumed = await activities.extractAndDiff({ sync, runId });
+  // the retry read on from the saved page of the same BigQuery job: the model was copied and diffed once
+  expect(opens).toBe(1);
+  // 2 changed rows and the 4 invalid ones left BigQuery (3 pages of 2); the rest counted as unchanged there
+  expect(resumed.counts).toMatchObject({ changed: 2, new: 0, invalid: 4, gone: 0 });
+  expect(resumed.counts.extracted).toBe(resumed.counts.unchanged + 2 + 4);
+  expect(resumed.counts.unchanged).toBe(VALID_AFTER_CHANGE - 2);
+
+  // nothing was delivered: a run that does not succeed keeps the snapshot, and its run table is dropped
+  await activities.finishRun({
+    syncId: sync.id,
+    runId,
+    status: 'cancelled',
+    counts: { ...emptyCounts(), ...resumed.counts },
+    sync,
+  });
+  expect(await store.getWarehouseSnapshot(sync.id)).toEqual(before);
+  expect(await stateTables()).toEqual([before!.table]);
 });
