@@ -19,6 +19,7 @@ import type {
   SourcePosition,
   SourceRow,
   StagedRow,
+  WarehouseDiff,
 } from '../src/sync/types';
 import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
 import { classified } from '../src/temporal/failures';
@@ -30,7 +31,6 @@ import {
   warehouseTables,
   withUnchangedElsewhere,
 } from '../src/sync/warehouse-diff';
-import type { WarehouseDiff } from '../src/sync/types';
 import type {
   CommitChunkInput,
   CommitChunkResult,
