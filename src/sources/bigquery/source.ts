@@ -536,25 +536,44 @@ export class BigQuerySource implements Source, WarehouseDiff {
       query: sql,
       ...(parameters ?? {}),
       ...this.locationOption(),
-      ...(jobId !== undefined ? { jobId } : { jobPrefix: JOB_ID_PREFIX }),
       ...(this.maxBytes !== undefined ? { maximumBytesBilled: this.maxBytes.toString() } : {}),
       ...(this.options.jobLabels !== undefined ? { labels: this.options.jobLabels } : {}),
     };
-    try {
-      const [job] = await this.client.createQueryJob(query);
-      return job;
-    } catch (err) {
-      if (jobId !== undefined && isDuplicateJob(err)) {
-        this.logger?.info('attaching to the query job started by an earlier attempt', { jobId });
-        const job = this.client.job(jobId, this.locationOption());
-        try {
-          await job.getMetadata();
-        } catch (inner) {
-          throw classifyBigQueryError(inner, { operation: `lookup of job ${jobId}`, subject, endpoint: 'jobs.get' });
+    if (jobId === undefined) {
+      try {
+        const [job] = await this.client.createQueryJob({ ...query, jobPrefix: JOB_ID_PREFIX });
+        return job;
+      } catch (err) {
+        throw classifyBigQueryError(err, { operation: 'query job', subject, endpoint: 'jobs.insert' });
+      }
+    }
+    // a deterministic id: a retried attempt attaches to the job an earlier one started, unless that job failed
+    // for a reason a new job may not meet (a backend error): then the query runs again as `<id>_retry<n>`
+    for (let attempt = 1; ; attempt++) {
+      const id = attempt === 1 ? jobId : `${jobId}_retry${attempt}`;
+      try {
+        const [job] = await this.client.createQueryJob({ ...query, jobId: id });
+        return job;
+      } catch (err) {
+        if (!isDuplicateJob(err)) {
+          throw classifyBigQueryError(err, { operation: 'query job', subject, endpoint: 'jobs.insert' });
         }
+      }
+      const job = this.client.job(id, this.locationOption());
+      try {
+        await job.getMetadata();
+      } catch (inner) {
+        throw classifyBigQueryError(inner, { operation: `lookup of job ${id}`, subject, endpoint: 'jobs.get' });
+      }
+      const failure = retryableFailure(job, subject);
+      if (failure === undefined || attempt >= MAX_JOB_RUNS) {
+        this.logger?.info('attaching to the query job started by an earlier attempt', { jobId: id });
         return job;
       }
-      throw classifyBigQueryError(err, { operation: 'query job', subject, endpoint: 'jobs.insert' });
+      this.logger?.warn('the query job an earlier attempt started failed; running the query again', {
+        jobId: id,
+        error: failure.message,
+      });
     }
   }
 
@@ -686,6 +705,21 @@ function selectFrom(ref: TableRef): string {
 
 function selectAll(ref: TableRef): string {
   return `SELECT * FROM ${selectFrom(ref)}`;
+}
+
+/** Runs of one query under one deterministic job id and its `_retry<n>` successors. */
+const MAX_JOB_RUNS = 5;
+
+/** The error a finished job ended with, when it is one a new run of the query may not meet (backend, rate). */
+function retryableFailure(job: Job, subject: string): SourceUnavailableError | undefined {
+  const status = (job.metadata as { status?: { state?: string; errorResult?: unknown; errors?: unknown[] } }).status;
+  if (status?.state !== 'DONE' || !status.errorResult) return undefined;
+  const first = status.errorResult as { message?: string };
+  const classified = classifyBigQueryError(
+    { errors: [status.errorResult, ...(status.errors ?? [])], message: first.message ?? 'the job failed' },
+    { operation: `query job ${job.id ?? ''}`, subject },
+  );
+  return classified instanceof SourceUnavailableError ? classified : undefined;
 }
 
 /** A job id already taken: 409 from BigQuery, a 400 "already created" from the goccy emulator. */

@@ -156,6 +156,35 @@ test('a job that fails while running → its error, classified, naming the job',
   );
 });
 
+test('a retried open whose job an earlier attempt left failed by a backend error runs the query again', async () => {
+  const source = viaProxy(0);
+  const jobId = `ampsync_rerun_${Date.now()}`;
+  const failure = { reason: 'backendError', message: 'Backend error. Job aborted.' };
+  const failed = (b: Record<string, unknown>) => ({
+    ...b,
+    status: { state: 'DONE', errorResult: failure, errors: [failure] },
+  });
+  proxy.intercept(
+    { path: JOBS_INSERT, method: 'POST', rewrite: (b) => ({ ...b, status: { state: 'RUNNING' } }) },
+    { path: JOBS_GET, method: 'GET', rewrite: failed },
+  );
+  const first = await source.open({ sql }, { jobId }).catch((e: unknown) => e);
+  expect(first).toBeInstanceOf(SourceUnavailableError);
+
+  // the retry finds the id taken and its job failed (as BigQuery keeps reporting it): a new job runs the query
+  proxy.intercept({ path: JOBS_GET, method: 'GET', rewrite: failed });
+  const opened = await source.open({ sql }, { jobId });
+  expect(opened.position.jobId).toBe(`${jobId}_retry2`);
+  expect(opened.totalRows).toBe(25);
+  expect(proxy.pending()).toBe(0);
+
+  // one more retry: the failed job is passed over again, and the job that succeeded is attached to, not run again
+  proxy.intercept({ path: JOBS_GET, method: 'GET', rewrite: failed });
+  const again = await source.open({ sql }, { jobId });
+  expect(proxy.pending()).toBe(0);
+  expect(again.position.jobId).toBe(`${jobId}_retry2`);
+});
+
 describe('wire bodies and BigQuery-shaped answers', () => {
   const dryRunAnswer = (statementType: string) => ({
     status: 200,
