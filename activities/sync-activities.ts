@@ -146,12 +146,11 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
    * the run still finishes with its own status.
    */
   async function settleWarehouseSnapshot(sync: SyncConfig, input: FinishRunInput): Promise<void> {
-    const source = deps.sourceFor(sync.source);
-    if (sync.source.stateDataset === undefined || source.warehouseDiff === undefined) return;
-    const warehouse = source.warehouseDiff;
-    const tables = warehouseTables(sync.id, input.runId);
     const log = activityContext()?.log;
     try {
+      const warehouse = warehouseDiffOf(sync, deps.sourceFor(sync.source));
+      if (warehouse === undefined) return;
+      const tables = warehouseTables(sync.id, input.runId);
       let current = await deps.state.getWarehouseSnapshot(sync.id);
       const exclude = input.status === 'succeeded' ? await excludedKeys(deps.state, input) : null;
       if (exclude !== null) {

@@ -7,8 +7,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BigQuery } from '@google-cloud/bigquery';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { createActivities, extractJobId } from '../../activities/sync-activities';
 import { compileMapper } from '../../src/amplitude/mapping';
 import { checkSync } from '../../src/cli/inspect';
@@ -22,7 +20,7 @@ import { BigQuerySource } from '../../src/sources/bigquery/source';
 import { emptyCounts, type Source } from '../../src/sync/types';
 import { warehouseTables } from '../../src/sync/warehouse-diff';
 import { testEmulator } from '../sources/bigquery/support';
-import { createHarness, type Harness } from '../support/temporal';
+import { createHarness, runFailureCause, type Harness } from '../support/temporal';
 
 const API_KEY = 'warehouse-diff-key-0001';
 const USERS = 40;
@@ -179,13 +177,9 @@ test('a key column BigQuery cannot compare as text fails the run before any row 
     key: 'trial_ends_at',
     mappings: [{ from: 'user_id', to: 'user_id' }],
   };
-  const err: unknown = await harness.client.run(bad).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const failure = (err as WorkflowFailedError).cause;
-  const cause = failure instanceof ActivityFailure ? failure.cause : failure;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  expect((cause as ApplicationFailure).nonRetryable).toBe(true);
-  expect(cause?.message).toMatch(/key column "trial_ends_at" is TIMESTAMP/);
+  const cause = runFailureCause(await harness.client.run(bad).catch((e: unknown) => e));
+  expect(cause.nonRetryable).toBe(true);
+  expect(cause.message).toMatch(/key column "trial_ends_at" is TIMESTAMP/);
   expect(await stateTables()).not.toContainEqual(expect.stringContaining(warehouseTables(bad.id, 'x').prefixes[0]!));
 });
 

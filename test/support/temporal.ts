@@ -1,4 +1,6 @@
 /** Workflow tests run on the real dev server (started by global-setup), with a worker in the test process. */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { AmpsyncPlugin, WORKFLOWS_PATH, type AmpsyncPluginOptions } from '../../src/worker/plugin';
@@ -65,4 +67,16 @@ export async function createHarness(): Promise<Harness> {
       await env.teardown();
     },
   };
+}
+
+/**
+ * The failure a failed run ended with: a WorkflowFailedError's cause, unwrapped from its ActivityFailure (a local
+ * activity's failure fails the workflow unwrapped, an activity's comes inside one). Throws for anything else.
+ */
+export function runFailureCause(err: unknown): ApplicationFailure {
+  if (!(err instanceof WorkflowFailedError)) throw new Error(`expected a WorkflowFailedError, got ${String(err)}`);
+  const failure = err.cause instanceof ActivityFailure ? err.cause.cause : err.cause;
+  if (!(failure instanceof ApplicationFailure))
+    throw new Error(`expected an ApplicationFailure, got ${String(failure)}`);
+  return failure;
 }

@@ -7,7 +7,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { syncSchema, type SyncConfig, type SyncConfigInput } from '../../src/config/schema';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
@@ -15,7 +14,7 @@ import type { SourceRow } from '../../src/sync/types';
 import { openStateStore } from '../../src/state';
 import { syncWorkflowId } from '../../src/temporal/names';
 import { SA_ROWS_DELIVERED, SA_STATUS } from '../../src/temporal/search-attributes';
-import { createHarness, workflowBundle, type Harness } from '../support/temporal';
+import { createHarness, runFailureCause, workflowBundle, type Harness } from '../support/temporal';
 import { field, MemorySource } from '../support/memory-source';
 
 const API_KEY = 'test-key-workflows-0001';
@@ -256,14 +255,9 @@ test('a mapping to a column the model lacks fails fast with a non-retryable fail
     ],
   });
   await withWorker(source, state, async () => {
-    const err: unknown = await harness.client.run(sync).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(WorkflowFailedError);
-    // prepareRun is a local activity: its failure fails the workflow unwrapped (an activity's comes in ActivityFailure)
-    const failure = (err as WorkflowFailedError).cause;
-    const cause = failure instanceof ActivityFailure ? failure.cause : failure;
-    expect(cause).toBeInstanceOf(ApplicationFailure);
-    expect((cause as ApplicationFailure).nonRetryable).toBe(true);
-    expect((cause as ApplicationFailure).message).toContain('no_such_column');
+    const cause = runFailureCause(await harness.client.run(sync).catch((e: unknown) => e));
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.message).toContain('no_such_column');
   });
   // the failed run is in the state store's run log (`ampsync runs`), with the reason
   const store = openStateStore(state);

@@ -15,7 +15,7 @@
  * rows the snapshot does not match; `promoteSnapshot` turns the run table into the next snapshot (key text and
  * fingerprint per key).
  */
-import type { BigQuery, Job, Table } from '@google-cloud/bigquery';
+import type { BigQuery, Dataset, Job, Table } from '@google-cloud/bigquery';
 import type { ModelConfig, SourceConfig } from '../../config/schema';
 import type {
   DryRunResult,
@@ -39,6 +39,7 @@ import {
   SourceResultsExpiredError,
   SourceUnavailableError,
   type BigQueryCallContext,
+  type SourceError,
 } from './errors';
 
 /** Structured logging (Temporal's activity logger fits). */
@@ -273,10 +274,9 @@ export class BigQuerySource implements Source, WarehouseDiff {
   /** Drops the state dataset's tables named with one of `prefixes`, except `keep`; returns the names dropped. */
   async dropTables(prefixes: readonly string[], keep: readonly string[]): Promise<string[]> {
     const dataset = this.stateDataset();
-    const handle = this.client.dataset(dataset, { projectId: this.source.project, ...this.locationOption() });
     let tables: Table[];
     try {
-      [tables] = await handle.getTables({ autoPaginate: true });
+      [tables] = await this.stateDatasetHandle().getTables({ autoPaginate: true });
     } catch (err) {
       throw classifyBigQueryError(err, {
         operation: 'table list',
@@ -308,9 +308,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const subject = `state dataset "${this.source.project}.${dataset}"`;
     let exists: boolean;
     try {
-      [exists] = await this.client
-        .dataset(dataset, { projectId: this.source.project, ...this.locationOption() })
-        .exists();
+      [exists] = await this.stateDatasetHandle().exists();
     } catch (err) {
       throw classifyBigQueryError(err, { operation: 'dataset lookup', subject, endpoint: 'datasets.get' });
     }
@@ -332,6 +330,10 @@ export class BigQuerySource implements Source, WarehouseDiff {
       );
     }
     return dataset;
+  }
+
+  private stateDatasetHandle(): Dataset {
+    return this.client.dataset(this.stateDataset(), { projectId: this.source.project, ...this.locationOption() });
   }
 
   private stateTableRef(table: string): TableRef {
@@ -582,8 +584,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const timeoutMs = this.options.jobTimeoutMs ?? JOB_TIMEOUT_MS;
     const jobId = job.id ?? '';
     let delay = JOB_POLL_MIN_MS;
-    let metadata = job.metadata as
-      { status?: { state?: string; errorResult?: unknown; errors?: unknown[] } } | undefined;
+    let metadata = job.metadata as JobMetadata | undefined;
     while (metadata?.status?.state !== 'DONE') {
       const elapsedMs = Date.now() - started;
       if (elapsedMs > timeoutMs) {
@@ -601,15 +602,8 @@ export class BigQuerySource implements Source, WarehouseDiff {
         throw classifyBigQueryError(err, { operation: `status of job ${jobId}`, subject, endpoint: 'jobs.get' });
       }
     }
-    const status = metadata.status;
-    if (status?.errorResult) {
-      const errors = [status.errorResult, ...(status.errors ?? [])];
-      const first = status.errorResult as { message?: string };
-      throw classifyBigQueryError(
-        { errors, message: first.message ?? 'the job failed' },
-        { operation: `query job ${jobId}`, subject },
-      );
-    }
+    const failure = jobFailure(metadata, jobId, subject);
+    if (failure !== undefined) throw failure;
   }
 
   private async queryResultsPage(position: SourcePosition, pageSize: number): Promise<FetchedPage> {
@@ -710,16 +704,27 @@ function selectAll(ref: TableRef): string {
 /** Runs of one query under one deterministic job id and its `_retry<n>` successors. */
 const MAX_JOB_RUNS = 5;
 
+interface JobMetadata {
+  status?: { state?: string; errorResult?: unknown; errors?: unknown[] };
+}
+
+/** The error a job ended with, classified (undefined while it runs or once it succeeded). */
+function jobFailure(metadata: JobMetadata | undefined, jobId: string, subject: string): SourceError | undefined {
+  const status = metadata?.status;
+  if (!status?.errorResult) return undefined;
+  const first = status.errorResult as { message?: string };
+  return classifyBigQueryError(
+    { errors: [status.errorResult, ...(status.errors ?? [])], message: first.message ?? 'the job failed' },
+    { operation: `query job ${jobId}`, subject },
+  );
+}
+
 /** The error a finished job ended with, when it is one a new run of the query may not meet (backend, rate). */
 function retryableFailure(job: Job, subject: string): SourceUnavailableError | undefined {
-  const status = (job.metadata as { status?: { state?: string; errorResult?: unknown; errors?: unknown[] } }).status;
-  if (status?.state !== 'DONE' || !status.errorResult) return undefined;
-  const first = status.errorResult as { message?: string };
-  const classified = classifyBigQueryError(
-    { errors: [status.errorResult, ...(status.errors ?? [])], message: first.message ?? 'the job failed' },
-    { operation: `query job ${job.id ?? ''}`, subject },
-  );
-  return classified instanceof SourceUnavailableError ? classified : undefined;
+  const metadata = job.metadata as JobMetadata | undefined;
+  if (metadata?.status?.state !== 'DONE') return undefined;
+  const failure = jobFailure(metadata, job.id ?? '', subject);
+  return failure instanceof SourceUnavailableError ? failure : undefined;
 }
 
 /** A job id already taken: 409 from BigQuery, a 400 "already created" from the goccy emulator. */
