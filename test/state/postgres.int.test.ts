@@ -1,6 +1,8 @@
 import { Client } from 'pg';
+import { canonicalJson, hashText } from '../../src/diff/canonical';
 import { StateConfigError, StateUnavailableError } from '../../src/state/errors';
-import { PostgresStateStore } from '../../src/state/postgres';
+import { DELIVERED_LOOKUP_SETTING, PostgresStateStore } from '../../src/state/postgres';
+import { emptyCounts } from '../../src/sync/types';
 import { services, uniqueName } from '../support/env';
 import { describeStateStore } from './conformance';
 
@@ -60,5 +62,78 @@ describe('PostgresStateStore', () => {
       'warehouse_snapshots',
     ]);
     await store.close();
+  });
+});
+
+describe('PostgresStateStore plans', () => {
+  const planSchema = uniqueName('ampsync_plan').toLowerCase();
+  const rows = 5_000;
+  const syncId = 'plan_users';
+  let store: PostgresStateStore;
+  let admin: Client;
+
+  beforeAll(async () => {
+    store = new PostgresStateStore({ connectionString, schema: planSchema });
+    await store.migrate();
+    admin = new Client({ connectionString });
+    await admin.connect();
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await admin.query(`DROP SCHEMA IF EXISTS "${planSchema}" CASCADE`);
+    await admin.end();
+  });
+
+  async function deliverRun(runId: string, plan: string): Promise<number> {
+    await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: rows, workflowId: 'wf_plan' });
+    const mappedRows = Array.from({ length: rows }, (_, i) => {
+      const key = `user-${String(i).padStart(6, '0')}`;
+      const payload = canonicalJson({ user_id: key, user_properties: { plan } });
+      return { key, hash: hashText(payload), payload };
+    });
+    const position = { jobId: 'job_1', location: 'US', pageToken: null, page: 1, rowsRead: rows };
+    await store.stagePage({ syncId, runId, rows: mappedRows, rejected: [], cursor: position });
+    await store.finishExtract(syncId, runId);
+    const staged = await store.readChunk(syncId, runId, 0);
+    await store.recordOutcomes(
+      syncId,
+      runId,
+      staged.map((r) => ({ key: r.key, status: 'delivered' as const, ...(r.pos === undefined ? {} : { pos: r.pos }) })),
+    );
+    return staged.length;
+  }
+
+  it('looks delivered rows up by position even when ANALYZE last saw the staging tables empty', async () => {
+    const analyzeStaging = () =>
+      admin.query(
+        ['run_rows', 'run_delivered', 'run_seen', 'run_pages'].map((t) => `ANALYZE "${planSchema}".${t}`).join(';'),
+      );
+    expect(await deliverRun('run_1', 'free')).toBe(rows);
+    // what autovacuum does during a long run, then between runs: statistics of full, then of empty staging tables
+    await analyzeStaging();
+    expect(await store.commitChunk(syncId, 'run_1', 0)).toMatchObject({ delivered: rows, pending: 0 });
+    await store.finishRun(syncId, 'run_1', 'succeeded', emptyCounts());
+    await analyzeStaging();
+
+    expect(await deliverRun('run_2', 'paid')).toBe(rows);
+    await admin.query(`SET ${DELIVERED_LOOKUP_SETTING}`);
+    // the lookup commitChunk makes (run_delivered → run_rows by position), planned as it plans it, with its buffer
+    // reads counted
+    const explained = await admin.query<{
+      'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }];
+    }>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+       SELECT r.key, r.hash FROM "${planSchema}".run_delivered AS d
+       CROSS JOIN LATERAL (
+         SELECT key, hash FROM "${planSchema}".run_rows WHERE run_no = d.run_no AND pos = d.pos LIMIT 1
+       ) AS r
+       WHERE d.run_no = (SELECT run_no FROM "${planSchema}".runs WHERE run_id = 'run_2') AND d.pos >= 0 AND d.pos < $1`,
+      [rows],
+    );
+    const plan = explained.rows[0]!['QUERY PLAN'][0].Plan;
+    // one index probe per row reads a few blocks; scanning the run's rows for each row reads thousands
+    expect((plan['Shared Hit Blocks'] + plan['Shared Read Blocks']) / rows).toBeLessThan(10);
+    expect(await store.commitChunk(syncId, 'run_2', 0)).toMatchObject({ delivered: rows, pending: 0 });
   });
 });
