@@ -74,6 +74,18 @@ const GROUP_WORK_MEM = '64MB';
  */
 export const DELIVERED_LOOKUP_SETTING = 'enable_bitmapscan = off';
 
+/**
+ * The key and hash of each row of run $1 at positions [$2, $3) that was delivered: recorded by position
+ * (run_delivered) or by key, in the row's status. `t` is the quoted schema.
+ */
+export function deliveredRowsSql(t: string): string {
+  return `SELECT r.key, r.hash FROM ${t}.run_delivered AS d
+    CROSS JOIN LATERAL (SELECT key, hash FROM ${t}.run_rows WHERE run_no = d.run_no AND pos = d.pos LIMIT 1) AS r
+    WHERE d.run_no = $1 AND d.pos >= $2 AND d.pos < $3
+    UNION ALL
+    SELECT key, hash FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered'`;
+}
+
 export interface PostgresStateStoreOptions {
   /** `postgres://user@host:5432/db` (credentials may also come from PG* variables and ~/.pgpass). */
   connectionString: string;
@@ -565,18 +577,9 @@ export class PostgresStateStore implements StateStore {
     const t = this.t;
     await c.query(`SET LOCAL ${DELIVERED_LOOKUP_SETTING}`);
     // idempotent: a chunk committed again (or by two workers at once) rewrites nothing and files nothing twice
-    // delivered: recorded by position (run_delivered) or by key, in the row's status
     await c.query(
       `INSERT INTO ${t}.synced (sync_id, key, hash)
-       SELECT $4, key, hash FROM (
-         SELECT r.key, r.hash FROM ${t}.run_delivered AS d
-         CROSS JOIN LATERAL (
-           SELECT key, hash FROM ${t}.run_rows WHERE run_no = d.run_no AND pos = d.pos LIMIT 1
-         ) AS r
-         WHERE d.run_no = $1 AND d.pos >= $2 AND d.pos < $3
-         UNION ALL
-         SELECT key, hash FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered'
-       ) AS delivered ORDER BY key
+       SELECT $4, key, hash FROM (${deliveredRowsSql(t)}) AS delivered ORDER BY key
        ON CONFLICT (sync_id, key) DO UPDATE SET hash = excluded.hash WHERE synced.hash <> excluded.hash`,
       [run.run_no, from, to, run.sync_id],
     );

@@ -1,7 +1,8 @@
 import { Client } from 'pg';
+import { positioned } from '../../activities/sync-activities';
 import { canonicalJson, hashText } from '../../src/diff/canonical';
 import { StateConfigError, StateUnavailableError } from '../../src/state/errors';
-import { DELIVERED_LOOKUP_SETTING, PostgresStateStore } from '../../src/state/postgres';
+import { DELIVERED_LOOKUP_SETTING, PostgresStateStore, deliveredRowsSql } from '../../src/state/postgres';
 import { emptyCounts } from '../../src/sync/types';
 import { services, uniqueName } from '../support/env';
 import { describeStateStore } from './conformance';
@@ -99,7 +100,10 @@ describe('PostgresStateStore plans', () => {
     await store.recordOutcomes(
       syncId,
       runId,
-      staged.map((r) => ({ key: r.key, status: 'delivered' as const, ...(r.pos === undefined ? {} : { pos: r.pos }) })),
+      positioned(
+        staged,
+        staged.map((r) => ({ key: r.key, status: 'delivered' })),
+      ),
     );
     return staged.length;
   }
@@ -118,19 +122,17 @@ describe('PostgresStateStore plans', () => {
 
     expect(await deliverRun('run_2', 'paid')).toBe(rows);
     await admin.query(`SET ${DELIVERED_LOOKUP_SETTING}`);
-    // the lookup commitChunk makes (run_delivered → run_rows by position), planned as it plans it, with its buffer
-    // reads counted
+    // the lookup commitChunk makes, planned as it plans it, with its buffer reads counted
+    const runNo = await admin.query<{ run_no: number }>(
+      `SELECT run_no FROM "${planSchema}".runs WHERE run_id = 'run_2'`,
+    );
     const explained = await admin.query<{
       'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }];
-    }>(
-      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
-       SELECT r.key, r.hash FROM "${planSchema}".run_delivered AS d
-       CROSS JOIN LATERAL (
-         SELECT key, hash FROM "${planSchema}".run_rows WHERE run_no = d.run_no AND pos = d.pos LIMIT 1
-       ) AS r
-       WHERE d.run_no = (SELECT run_no FROM "${planSchema}".runs WHERE run_id = 'run_2') AND d.pos >= 0 AND d.pos < $1`,
-      [rows],
-    );
+    }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${deliveredRowsSql(`"${planSchema}"`)}`, [
+      runNo.rows[0]!.run_no,
+      0,
+      rows,
+    ]);
     const plan = explained.rows[0]!['QUERY PLAN'][0].Plan;
     // one index probe per row reads a few blocks; scanning the run's rows for each row reads thousands
     expect((plan['Shared Hit Blocks'] + plan['Shared Read Blocks']) / rows).toBeLessThan(10);
