@@ -225,7 +225,8 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           const warehouse = warehouseDiffOf(sync, source);
           let opened;
           if (warehouse === undefined) {
-            opened = await source.open(sync.model, { jobId });
+            // in key order where the key's type allows: the store then reads delivered state by key range
+            opened = await source.open(sync.model, { jobId, orderByKey: sync.key });
           } else {
             const stored = await deps.state.getWarehouseSnapshot(sync.id);
             const snapshot = stored !== null && stored.mapping === mappingIdentity(sync) ? stored.table : null;
@@ -265,7 +266,15 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           }
           const build = (index: number): BuiltPayload =>
             mapper.build(sourceRows[index] as SourceRow, (rows[index] as DiffRow).hash);
-          await deps.state.stagePage({ syncId: sync.id, runId, rows, rejected, build, cursor: page.next });
+          await deps.state.stagePage({
+            syncId: sync.id,
+            runId,
+            rows,
+            rejected,
+            build,
+            cursor: page.next,
+            keyOrdered: page.next.keyOrdered === true,
+          });
           activityContext()?.heartbeat({ page: page.next.page, rowsRead: page.next.rowsRead });
           // mapping and staging are synchronous: let timers, heartbeats and workflow tasks through between pages
           await setImmediate();

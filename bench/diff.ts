@@ -7,8 +7,8 @@
  * staging tables are analyzed as autovacuum would once run_1 emptied them, so run_2 is planned with the statistics
  * a second run meets in production.
  *
- *   npx tsx bench/diff.ts                      # 1,000,000 rows, SQLite and PostgreSQL
- *   npx tsx bench/diff.ts --rows 100000 --stores sqlite
+ *   npx tsx bench/diff.ts                      # 1,000,000 rows, SQLite and PostgreSQL, rows ordered and not
+ *   npx tsx bench/diff.ts --rows 100000 --stores sqlite --orders ordered
  *
  * Writes bench/results/diff.json and bench/results/diff.md.
  */
@@ -58,6 +58,8 @@ interface Phase {
 
 interface StoreResult {
   store: StoreKind;
+  /** Whether the model's rows arrived in key order (the ordered extract) or not. */
+  keyOrder: KeyOrder;
   version: string;
   rows: number;
   pageSizeRows: number;
@@ -97,9 +99,16 @@ function cpuSecondsOf(pids: readonly number[]): number {
 const mb = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
 const peakRssMb = (): number => mb(process.resourceUsage().maxRSS);
 
-/** A bijection of 0..rows-1 so keys arrive in no particular order, as from a warehouse. */
+/**
+ * How the model's rows arrive: in key order, as the extract orders a query model by its (STRING or INT64) key;
+ * or in no particular order, as a table read with tabledata.list, or a key of another type.
+ */
+type KeyOrder = 'ordered' | 'unordered';
+let keyOrder: KeyOrder = 'ordered';
+
+/** The key of row i: ascending (ordered), or a bijection of 0..rows-1 so keys arrive in no particular order. */
 function keyOf(i: number, rows: number): string {
-  const p = (i * 7_919_993 + 12_345) % rows;
+  const p = keyOrder === 'ordered' ? i : (i * 7_919_993 + 12_345) % rows;
   return `user_${String(p).padStart(8, '0')}`;
 }
 
@@ -231,7 +240,9 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
         page += 1;
         const cursor = { jobId: 'bench', pageToken: to < rows ? `p${page}` : null, page, rowsRead: to };
         const { rows: diffRows, build } = pageRows;
-        staged += (await store.stagePage({ syncId, runId, rows: diffRows, rejected: [], build, cursor })).staged;
+        const keyOrdered = keyOrder === 'ordered';
+        staged += (await store.stagePage({ syncId, runId, rows: diffRows, rejected: [], build, cursor, keyOrdered }))
+          .staged;
       }
       const f = process.hrtime.bigint();
       await store.finishExtract(syncId, runId);
@@ -280,6 +291,7 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
   await cleanup();
   return {
     store: kind,
+    keyOrder,
     version,
     rows,
     pageSizeRows: PAGE_SIZE_ROWS,
@@ -295,10 +307,20 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
   };
 }
 
-function runChild(kind: StoreKind, rows: number): Promise<StoreResult> {
+function runChild(kind: StoreKind, order: KeyOrder, rows: number): Promise<StoreResult> {
   return new Promise((resolve, reject) => {
     // the store runs inside `ampsync worker`, under the worker's heap limit
-    const args = [...WORKER_NODE_ARGS, ...process.execArgv, __filename, '--child', kind, '--rows', String(rows)];
+    const args = [
+      ...WORKER_NODE_ARGS,
+      ...process.execArgv,
+      __filename,
+      '--child',
+      kind,
+      '--order',
+      order,
+      '--rows',
+      String(rows),
+    ];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -322,7 +344,11 @@ function markdown(results: StoreResult[], date: string): string {
     '',
   ];
   for (const r of results) {
-    lines.push(`## ${r.version} — ${r.rows.toLocaleString('en')} rows`, '');
+    const order =
+      r.keyOrder === 'ordered'
+        ? 'rows in key order (the extract orders a query model by its STRING or INT64 key)'
+        : 'rows in no key order (a table read with tabledata.list, or a key of another type)';
+    lines.push(`## ${r.version} — ${r.rows.toLocaleString('en')} rows, ${order}`, '');
     lines.push(
       '| phase | rows | seconds | rows/s | process CPU s | server CPU s | rows per CPU s | peak RSS (MB) |',
       '|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -354,16 +380,20 @@ async function main(): Promise<void> {
   const rows = Number(arg('rows') ?? DEFAULT_ROWS);
   const kind = arg('child');
   if (kind === 'sqlite' || kind === 'postgres') {
+    keyOrder = arg('order') === 'unordered' ? 'unordered' : 'ordered';
     process.stdout.write(`${JSON.stringify(await child(kind, rows))}\n`);
     return;
   }
   const stores = (arg('stores') ?? 'sqlite,postgres').split(',') as StoreKind[];
+  const orders = (arg('orders') ?? 'ordered,unordered').split(',') as KeyOrder[];
   const results: StoreResult[] = [];
   for (const store of stores) {
-    console.error(`bench: ${store}, ${rows.toLocaleString('en')} rows...`);
-    const result = await runChild(store, rows);
-    for (const p of result.phases) console.error(`  ${p.name}: ${p.rowsPerSecond.toLocaleString('en')} rows/s`);
-    results.push(result);
+    for (const order of orders) {
+      console.error(`bench: ${store}, ${rows.toLocaleString('en')} rows, ${order}...`);
+      const result = await runChild(store, order, rows);
+      for (const p of result.phases) console.error(`  ${p.name}: ${p.rowsPerSecond.toLocaleString('en')} rows/s`);
+      results.push(result);
+    }
   }
   const date = new Date().toISOString();
   const dir = path.join(__dirname, 'results');

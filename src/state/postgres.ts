@@ -58,7 +58,7 @@ const DEFAULT_SCHEMA = 'ampsync';
  * 2: delivered rows recorded by position in `run_delivered` (status-recorded rows still count as delivered).
  * 3: `warehouse_snapshots`, where each sync's warehouse-side diff snapshot is recorded (a new table only).
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 /** An unquoted PostgreSQL identifier (at most 63 bytes). */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Session temp tables a page is copied into; emptied at each commit. */
@@ -84,6 +84,16 @@ export function deliveredRowsSql(t: string): string {
     WHERE d.run_no = $1 AND d.pos >= $2 AND d.pos < $3
     UNION ALL
     SELECT key, hash FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered'`;
+}
+
+/** A page's place in its run's key order (see pageOrder). */
+interface PageOrder {
+  /** Whether every page of the run so far, this one included, came after the pages before it in key order. */
+  ordered: boolean;
+  /** The greatest key staged so far, this page's included (null before any). */
+  lastKey: string | null;
+  /** The page's key range, when the page comes after every earlier key. */
+  range?: { first: string; last: string };
 }
 
 export interface PostgresStateStoreOptions {
@@ -116,6 +126,8 @@ interface RunRow {
   cursor: ExtractCursor['position'] | null;
   next_pos: number;
   extract_result: FinishExtractResult | null;
+  last_key: string | null;
+  key_ordered: boolean;
 }
 
 function toRecord(row: RunRow): RunRecord {
@@ -216,6 +228,10 @@ export class PostgresStateStore implements StateStore {
           UNIQUE (sync_id, run_id)
         );
         CREATE INDEX IF NOT EXISTS runs_by_sync ON ${t}.runs (sync_id, run_no DESC);
+        -- key order (version 4): the greatest key staged so far, and whether every page came after the pages before
+        -- it in key order (then no key is on two pages, and finishExtract need not group the unchanged keys)
+        ALTER TABLE ${t}.runs ADD COLUMN IF NOT EXISTS last_key text COLLATE "C";
+        ALTER TABLE ${t}.runs ADD COLUMN IF NOT EXISTS key_ordered boolean NOT NULL DEFAULT false;
         -- one row per staged page; its unchanged keys (most of them) are kept as one JSON array
         CREATE TABLE IF NOT EXISTS ${t}.run_pages (
           run_no integer NOT NULL,
@@ -295,8 +311,9 @@ export class PostgresStateStore implements StateStore {
     return this.transaction(`begin ${runLabel(syncId, runId)}`, async (c) => {
       checkChunkSize(input.chunkSize, syncId, runId);
       const inserted = await c.query(
-        `INSERT INTO ${this.t}.runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts)
-         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) ON CONFLICT (sync_id, run_id) DO NOTHING RETURNING run_no`,
+        `INSERT INTO ${this.t}.runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts,
+                                     key_ordered)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, true) ON CONFLICT (sync_id, run_id) DO NOTHING RETURNING run_no`,
         [syncId, runId, input.workflowId ?? null, input.mode, input.chunkSize, this.now(), emptyCounts()],
       );
       if (inserted.rowCount === 1) {
@@ -368,16 +385,33 @@ export class PostgresStateStore implements StateStore {
             sorted: true,
           },
         );
-        // keys to stage, and every key that cannot be staged (its seen row needs was_synced); LATERAL ... LIMIT 1
-        // keeps one index probe per key whatever the estimates (a hash join would read the whole sync per page)
-        const found = await c.query<[string, boolean]>({
-          text: `SELECT k.key, d.hash IS NOT NULL
-               FROM ${PAGE_KEYS} AS k
-               LEFT JOIN LATERAL (SELECT hash FROM ${t}.synced WHERE sync_id = $1 AND key = k.key LIMIT 1) AS d ON true
-               WHERE k.hash IS NULL OR d.hash IS NULL OR ($2 AND d.hash <> k.hash)`,
-          values: [syncId, run.mode === 'upsert'],
-          rowMode: 'array',
-        });
+        const order = await this.pageOrder(c, run, input.keyOrdered === true, entries.length);
+        // keys to stage, and every key that cannot be staged (its seen row needs was_synced)
+        const found = await c.query<[string, boolean]>(
+          order.range !== undefined
+            ? {
+                // a page past every earlier key: its keys span a narrow slice of the synced keys, read in one
+                // index range and hashed (one probe per key would cost ~4 µs each)
+                text: `SELECT k.key, d.hash IS NOT NULL
+                   FROM ${PAGE_KEYS} AS k
+                   LEFT JOIN (SELECT key, hash FROM ${t}.synced WHERE sync_id = $1 AND key >= $3 AND key <= $4) AS d
+                     ON d.key = k.key
+                   WHERE k.hash IS NULL OR d.hash IS NULL OR ($2 AND d.hash <> k.hash)`,
+                values: [syncId, run.mode === 'upsert', order.range.first, order.range.last],
+                rowMode: 'array',
+              }
+            : {
+                // keys from anywhere in the sync: LATERAL ... LIMIT 1 keeps one index probe per key whatever the
+                // estimates (a hash join would read the whole sync per page)
+                text: `SELECT k.key, d.hash IS NOT NULL
+                   FROM ${PAGE_KEYS} AS k
+                   LEFT JOIN LATERAL (SELECT hash FROM ${t}.synced WHERE sync_id = $1 AND key = k.key LIMIT 1) AS d
+                     ON true
+                   WHERE k.hash IS NULL OR d.hash IS NULL OR ($2 AND d.hash <> k.hash)`,
+                values: [syncId, run.mode === 'upsert'],
+                rowMode: 'array',
+              },
+        );
         const delivered = new Map(found.rows);
         const plan = positionPage(entries, delivered, run.next_pos, input.build);
         const others = entries.filter((e) => !isStageable(e) || delivered.has(e.key));
@@ -426,9 +460,22 @@ export class PostgresStateStore implements StateStore {
         // the cursor only moves forward, even if an older attempt stages a page late
         const nextCursor = run.cursor !== null && run.cursor.page > cursor.page ? run.cursor : cursor;
         await c.query(
-          `WITH progress AS (UPDATE ${t}.runs SET cursor = $1, next_pos = $2, counts = $3 WHERE run_no = $4)
+          `WITH progress AS (
+             UPDATE ${t}.runs SET cursor = $1, next_pos = $2, counts = $3, last_key = $8, key_ordered = $9
+             WHERE run_no = $4
+           )
            INSERT INTO ${t}.run_pages (run_no, page, result, unchanged) VALUES ($4, $5, $6, $7)`,
-          [nextCursor, plan.nextPos, counts, run.run_no, cursor.page, plan.result, JSON.stringify(plan.unchanged)],
+          [
+            nextCursor,
+            plan.nextPos,
+            counts,
+            run.run_no,
+            cursor.page,
+            plan.result,
+            JSON.stringify(plan.unchanged),
+            order.lastKey,
+            order.ordered,
+          ],
         );
         return plan.result;
       },
@@ -444,23 +491,28 @@ export class PostgresStateStore implements StateStore {
       checkStageable({ status: run.status, extracted: false }, syncId, runId);
 
       await c.query(`SET LOCAL work_mem = '${GROUP_WORK_MEM}'`);
-      // every key the run saw, once per page it was on
-      const runKeys = `
+      // every key the run saw, once per page it was on. In a run whose pages came in key order no key is on two
+      // pages: the unchanged keys (each delivered, seen once) are counted, not grouped, and only run_seen is.
+      const ordered = run.key_ordered;
+      const runKeys = ordered
+        ? `SELECT key, seen, valid, was_synced, staged FROM ${t}.run_seen WHERE run_no = $1`
+        : `
         SELECT key, seen, valid, was_synced, staged FROM ${t}.run_seen WHERE run_no = $1
         UNION ALL
         SELECT u.key COLLATE "C", 1, 1, true, false
         FROM ${t}.run_pages AS p, json_array_elements_text(p.unchanged::json) AS u(key) WHERE p.run_no = $1`;
+      const unchangedKeys = ordered ? parseCounts(run.counts).unchanged : 0;
       const aggregates = await c.query<SeenAggregates>(
         `SELECT
            count(*) FILTER (WHERE n = 1 AND st AND NOT ws)::int AS "new",
            count(*) FILTER (WHERE n = 1 AND st AND ws)::int AS "changed",
-           count(*) FILTER (WHERE n = 1 AND v = 1 AND NOT st)::int AS "unchanged",
-           count(*) FILTER (WHERE ws)::int AS "seenSynced",
+           count(*) FILTER (WHERE n = 1 AND v = 1 AND NOT st)::int + $2 AS "unchanged",
+           count(*) FILTER (WHERE ws)::int + $2 AS "seenSynced",
            coalesce(sum(v) FILTER (WHERE n > 1), 0)::int AS "duplicateRows",
            count(*) FILTER (WHERE n > 1)::int AS "duplicateKeys"
          FROM (SELECT sum(seen) AS n, sum(valid) AS v, bool_or(was_synced) AS ws, bool_or(staged) AS st
                FROM (${runKeys}) AS k GROUP BY key) AS g`,
-        [run.run_no],
+        [run.run_no, unchangedKeys],
       );
       const seen = aggregates.rows[0] as SeenAggregates;
       if (seen.duplicateKeys > 0) {
@@ -747,6 +799,26 @@ export class PostgresStateStore implements StateStore {
     for (const table of ['run_seen', 'run_rows', 'run_delivered', 'run_pages']) {
       await c.query(`DELETE FROM ${this.t}.${table} WHERE run_no = $1`, [runNo]);
     }
+  }
+
+  /**
+   * Where a page stands in the run's key order (its keys are in PAGE_KEYS). When the source promises key order
+   * (`promised`), the page's key range is read: a page that starts past every key staged before it is probed as
+   * one index range. The run stays ordered while every page with keys is; a page without keys changes nothing.
+   */
+  private async pageOrder(c: PoolClient, run: RunRow, promised: boolean, keys: number): Promise<PageOrder> {
+    if (keys === 0) return { ordered: run.key_ordered, lastKey: run.last_key };
+    if (!promised) return { ordered: false, lastKey: run.last_key };
+    const { rows } = await c.query<[string, string, string, boolean]>({
+      text: `SELECT min(key), max(key), greatest($1::text COLLATE "C", max(key)),
+                    $1::text IS NULL OR min(key) > $1::text COLLATE "C"
+             FROM ${PAGE_KEYS}`,
+      values: [run.last_key],
+      rowMode: 'array',
+    });
+    const [first, last, greatest, after] = rows[0] as [string, string, string, boolean];
+    if (!after) return { ordered: false, lastKey: greatest };
+    return { ordered: run.key_ordered, lastKey: last, range: { first, last } };
   }
 
   private async ensurePageTables(c: PoolClient): Promise<void> {

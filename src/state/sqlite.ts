@@ -61,8 +61,10 @@ const CACHE_SIZE_KIB = 32 * 1024;
  * 3: delivered rows recorded by position in `run_delivered` (appended, not a rewrite of their run_rows row); a
  * version 2 file keeps its in-flight runs' `status = 'delivered'` rows, which still count as delivered.
  * 4: `warehouse_snapshots`, where each sync's warehouse-side diff snapshot is recorded (a new table only).
+ * 5: `runs.last_key` and `runs.key_ordered`: whether a run's pages came in key order (columns added; a run begun
+ * before has key_ordered 0, and its unchanged keys are grouped as before).
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 export interface SqliteStateStoreOptions {
   /** Database file; its folder is created (mode 0700) and the file made private (0600). */
@@ -89,6 +91,8 @@ CREATE TABLE IF NOT EXISTS runs (
   cursor TEXT,
   next_pos INTEGER NOT NULL DEFAULT 0,
   extract_result TEXT,
+  last_key TEXT,
+  key_ordered INTEGER NOT NULL DEFAULT 0,
   UNIQUE (sync_id, run_id)
 );
 CREATE INDEX IF NOT EXISTS runs_by_sync ON runs (sync_id);
@@ -196,11 +200,40 @@ INSERT INTO run_payloads (id, run_no, payload) SELECT id, run_no, payload FROM r
 ALTER TABLE run_rows DROP COLUMN payload;
 `;
 
+/** Version 5's columns of `runs`, added to a file of an earlier version (SQLite has no ADD COLUMN IF NOT EXISTS). */
+const RUNS_V5_COLUMNS: Record<string, string> = {
+  last_key: 'ALTER TABLE runs ADD COLUMN last_key TEXT',
+  key_ordered: 'ALTER TABLE runs ADD COLUMN key_ordered INTEGER NOT NULL DEFAULT 0',
+};
+
 /** Every key a run saw, once per page it was on: run_seen, and the unchanged keys of run_pages. */
 const RUN_KEYS = `
   SELECT key, seen, valid, was_synced, staged FROM run_seen WHERE run_no = @runNo
   UNION ALL
   SELECT u.value, 1, 1, 1, 0 FROM run_pages AS p, json_each(p.unchanged) AS u WHERE p.run_no = @runNo`;
+
+/**
+ * The keys of a run whose pages came in key order that need grouping: no key is on two of its pages, so its
+ * unchanged keys (each delivered, seen once) are counted from the run's counts instead.
+ */
+const ORDERED_RUN_KEYS = `SELECT key, seen, valid, was_synced, staged FROM run_seen WHERE run_no = @runNo`;
+
+/** The aggregates of finishExtract over `runKeys`; @unchanged adds keys counted, not grouped. */
+const seenAggregatesSql = (runKeys: string): string => `
+  SELECT
+    count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 0) AS new,
+    count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 1) AS changed,
+    count(*) FILTER (WHERE n = 1 AND v = 1 AND st = 0) + @unchanged AS unchanged,
+    count(*) FILTER (WHERE ws = 1) + @unchanged AS seenSynced,
+    coalesce(sum(v) FILTER (WHERE n > 1), 0) AS duplicateRows,
+    count(*) FILTER (WHERE n > 1) AS duplicateKeys
+  FROM (SELECT sum(seen) AS n, sum(valid) AS v, max(was_synced) AS ws, max(staged) AS st
+        FROM (${runKeys}) GROUP BY key)`;
+
+/** Keys seen more than once by a run, from `runKeys`. */
+const findDuplicatesSql = (runKeys: string): string => `
+  INSERT INTO temp.duplicate_keys (key, n)
+  SELECT key, sum(seen) FROM (${runKeys}) GROUP BY key HAVING sum(seen) > 1`;
 
 /** The sync number of a sync id (NULL for a sync never begun: nothing synced). */
 const SYNC_NO = (param: string): string => `(SELECT sync_no FROM sync_ids WHERE sync_id = ${param})`;
@@ -221,9 +254,40 @@ interface RunRow {
   cursor: string | null;
   next_pos: number;
   extract_result: string | null;
+  last_key: string | null;
+  key_ordered: 0 | 1;
 }
 
 type Statement = Database.Statement<unknown[], unknown>;
+
+/** A page's place in its run's key order. */
+interface PageOrder {
+  /** Whether every page of the run so far, this one included, came after the pages before it in key order. */
+  ordered: boolean;
+  /** The greatest key staged so far, this page's included (null before any). */
+  lastKey: string | null;
+}
+
+/**
+ * Where a page stands in its run's key order. When the source promises key order (`promised`), the page is in
+ * order if it starts past every key staged before it; the run stays ordered while every page with keys is.
+ */
+function pageOrder(
+  s: ReturnType<typeof prepareAll>,
+  run: RunRow,
+  promised: boolean,
+  entries: readonly PageEntry[],
+): PageOrder {
+  if (entries.length === 0) return { ordered: run.key_ordered === 1, lastKey: run.last_key };
+  if (!promised) return { ordered: false, lastKey: run.last_key };
+  const range = s.pageKeyRange.get({ keys: JSON.stringify(entries.map((e) => e.key)), lastKey: run.last_key }) as {
+    last: string;
+    after: 0 | 1;
+    greatest: string;
+  };
+  if (range.after === 1) return { ordered: run.key_ordered === 1, lastKey: range.last };
+  return { ordered: false, lastKey: range.greatest };
+}
 
 function prepareAll(db: Database.Database) {
   // per connection: the duplicate keys of the run being finished
@@ -234,10 +298,12 @@ function prepareAll(db: Database.Database) {
     runsOfSync: s('SELECT * FROM runs WHERE sync_id = ? ORDER BY run_no DESC LIMIT ?'),
     otherRunningRuns: s("SELECT * FROM runs WHERE sync_id = ? AND run_id <> ? AND status = 'running' ORDER BY run_no"),
     insertRun: s(
-      `INSERT INTO runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts)
-       VALUES (?, ?, ?, 'running', ?, ?, ?, ?)`,
+      `INSERT INTO runs (sync_id, run_id, workflow_id, status, mode, chunk_size, started_at, counts, key_ordered)
+       VALUES (?, ?, ?, 'running', ?, ?, ?, ?, 1)`,
     ),
-    savePageProgress: s('UPDATE runs SET cursor = ?, next_pos = ?, counts = ? WHERE run_no = ?'),
+    savePageProgress: s(
+      'UPDATE runs SET cursor = ?, next_pos = ?, counts = ?, last_key = ?, key_ordered = ? WHERE run_no = ?',
+    ),
     saveExtract: s('UPDATE runs SET extract_result = ?, chunks = ?, counts = ? WHERE run_no = ?'),
     finish: s('UPDATE runs SET status = ?, counts = ?, error = ?, finished_at = ? WHERE run_no = ?'),
 
@@ -267,21 +333,17 @@ function prepareAll(db: Database.Database) {
        ON CONFLICT (run_no, key) DO NOTHING`,
     ),
     insertPayload: s('INSERT INTO run_payloads (id, run_no, payload) VALUES (?, ?, ?)'),
-    seenAggregates: s(
-      `SELECT
-         count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 0) AS new,
-         count(*) FILTER (WHERE n = 1 AND st = 1 AND ws = 1) AS changed,
-         count(*) FILTER (WHERE n = 1 AND v = 1 AND st = 0) AS unchanged,
-         count(*) FILTER (WHERE ws = 1) AS seenSynced,
-         coalesce(sum(v) FILTER (WHERE n > 1), 0) AS duplicateRows,
-         count(*) FILTER (WHERE n > 1) AS duplicateKeys
-       FROM (SELECT sum(seen) AS n, sum(valid) AS v, max(was_synced) AS ws, max(staged) AS st
-             FROM (${RUN_KEYS}) GROUP BY key)`,
-    ),
+    seenAggregates: s(seenAggregatesSql(RUN_KEYS)),
+    seenAggregatesOrdered: s(seenAggregatesSql(ORDERED_RUN_KEYS)),
     clearDuplicates: s('DELETE FROM temp.duplicate_keys'),
-    findDuplicates: s(
-      `INSERT INTO temp.duplicate_keys (key, n)
-       SELECT key, sum(seen) FROM (${RUN_KEYS}) GROUP BY key HAVING sum(seen) > 1`,
+    findDuplicates: s(findDuplicatesSql(RUN_KEYS)),
+    findDuplicatesOrdered: s(findDuplicatesSql(ORDERED_RUN_KEYS)),
+    // the key range of a page's keys (a JSON array), in the database's (byte) order, and whether it starts past
+    // @lastKey, the greatest key staged before the page
+    pageKeyRange: s(
+      `SELECT max(value) AS last, @lastKey IS NULL OR min(value) > @lastKey AS after,
+              CASE WHEN @lastKey IS NULL OR max(value) > @lastKey THEN max(value) ELSE @lastKey END AS greatest
+       FROM json_each(@keys)`,
     ),
     fileDuplicates: s(
       `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
@@ -445,6 +507,10 @@ export class SqliteStateStore implements StateStore {
           }
           if (version === 1) this.db.exec(MIGRATE_V1_TO_V2);
           this.db.exec(SCHEMA);
+          const runsColumns = new Set(
+            (this.db.pragma('table_info(runs)') as { name: string }[]).map((column) => column.name),
+          );
+          for (const [name, add] of Object.entries(RUNS_V5_COLUMNS)) if (!runsColumns.has(name)) this.db.exec(add);
           this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
         })
         .immediate();
@@ -541,7 +607,15 @@ export class SqliteStateStore implements StateStore {
       const position = run.cursor === null ? null : (JSON.parse(run.cursor) as ExtractCursor['position']);
       // the cursor only moves forward, even if an older attempt stages a page late
       const nextCursor = position !== null && position.page > cursor.page ? position : cursor;
-      s.savePageProgress.run(JSON.stringify(nextCursor), plan.nextPos, JSON.stringify(counts), run.run_no);
+      const order = pageOrder(s, run, input.keyOrdered === true, entries);
+      s.savePageProgress.run(
+        JSON.stringify(nextCursor),
+        plan.nextPos,
+        JSON.stringify(counts),
+        order.lastKey,
+        order.ordered ? 1 : 0,
+        run.run_no,
+      );
       s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result), JSON.stringify(plan.unchanged));
       return plan.result;
     });
@@ -553,10 +627,14 @@ export class SqliteStateStore implements StateStore {
       if (run.extract_result !== null) return JSON.parse(run.extract_result) as FinishExtractResult;
       checkStageable({ status: run.status, extracted: false }, syncId, runId);
 
-      const seen = s.seenAggregates.get({ runNo: run.run_no }) as SeenAggregates;
+      // a run whose pages came in key order has no key on two pages: its unchanged keys are counted, not grouped
+      const ordered = run.key_ordered === 1;
+      const unchanged = ordered ? parseCounts(run.counts).unchanged : 0;
+      const aggregates = ordered ? s.seenAggregatesOrdered : s.seenAggregates;
+      const seen = aggregates.get({ runNo: run.run_no, unchanged }) as SeenAggregates;
       if (seen.duplicateKeys > 0) {
         s.clearDuplicates.run();
-        s.findDuplicates.run({ runNo: run.run_no });
+        (ordered ? s.findDuplicatesOrdered : s.findDuplicates).run({ runNo: run.run_no });
         s.fileDuplicates.run(syncId, runId, this.now().toISOString());
         s.unstageDuplicatePayloads.run(run.run_no);
         s.unstageDuplicates.run(run.run_no);

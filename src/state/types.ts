@@ -59,6 +59,12 @@ export interface StagePageInput {
   build?: (index: number) => BuiltPayload;
   /** Position after this page; saved atomically with the page's rows. */
   cursor: ExtractCursor['position'];
+  /**
+   * The source delivers the model in ascending key order (byte order of the keys' UTF-8 text), as an ordered
+   * extract does. A hint: the store checks each page against the keys before it, and uses the order (to read
+   * the delivered state by key range, and to skip grouping the unchanged keys) only while it holds.
+   */
+  keyOrdered?: boolean;
 }
 
 export interface StagePageResult {

@@ -38,6 +38,11 @@ export interface SourcePosition {
    * leave out (they count as unchanged). Carried from page to page.
    */
   unchangedElsewhere?: number;
+  /**
+   * The results come in ascending order of the sync key's text (an ordered extract, see OpenOptions.orderByKey).
+   * Carried from page to page.
+   */
+  keyOrdered?: boolean;
 }
 
 /** True once the position points past the model's last page (page 0 with a null token is the first page). */
@@ -118,7 +123,7 @@ export interface Source {
    * Runs the model (a query job, or a table read) and returns where its first page is. With a `jobId`, a
    * retried call attaches to the job an earlier attempt started instead of running the query again.
    */
-  open(model: ModelConfig, options?: { jobId?: string }): Promise<OpenedModel>;
+  open(model: ModelConfig, options?: { jobId?: string; orderByKey?: string }): Promise<OpenedModel>;
   /** Reads the page at `position`; calling again with the same position returns the same rows. */
   readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage>;
 }

@@ -69,14 +69,36 @@ function cursorAfter(page: number, pages: number, rowsRead: number): SourcePosit
 
 const delivered = (row: StagedRow): RowOutcome => ({ key: row.key, status: 'delivered' });
 
-/** Registers the conformance tests of a StateStore implementation. */
+/**
+ * The store with every page promised in key order, as an ordered extract stages them (unless a call says
+ * otherwise). The promise is a hint the store checks: every answer must be the same with it as without.
+ */
+function promisingKeyOrder(target: StateStore): StateStore {
+  return new Proxy(target, {
+    get(t, property) {
+      if (property === 'stagePage') {
+        return (input: Parameters<StateStore['stagePage']>[0]) =>
+          t.stagePage({ ...input, keyOrdered: input.keyOrdered ?? true });
+      }
+      const value: unknown = Reflect.get(t, property, t);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(t) : value;
+    },
+  });
+}
+
+/** Registers the conformance tests of a StateStore implementation, without and with the key-order promise. */
 export function describeStateStore(name: string, open: StateStoreFactory): void {
-  describe(`${name} conformance`, () => {
+  describeStateStoreWith(name, open, false);
+  describeStateStoreWith(name, open, true);
+}
+
+function describeStateStoreWith(name: string, open: StateStoreFactory, promised: boolean): void {
+  describe(`${name} conformance${promised ? ', pages promised in key order' : ''}`, () => {
     const stores: StateStore[] = [];
     let store: StateStore;
 
     const another = async (): Promise<StateStore> => {
-      const s = open();
+      const s = promised ? promisingKeyOrder(open()) : open();
       stores.push(s);
       await s.migrate();
       return s;
@@ -728,6 +750,81 @@ export function describeStateStore(name: string, open: StateStoreFactory): void 
       await expect(store.finishExtract(syncId, 'missing')).rejects.toMatchObject({
         type: 'RunNotFoundError',
         retryable: false,
+      });
+    });
+
+    describe('pages in key order', () => {
+      /** Stages `pages` with the key-order promise, then finishes the extraction. */
+      async function extractOrdered(syncId: string, runId: string, pages: Page[]) {
+        await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 1000 });
+        let rowsRead = 0;
+        for (let i = 0; i < pages.length; i++) {
+          const page = pages[i]!;
+          rowsRead += page.rows.length + (page.rejected?.length ?? 0);
+          const cursor = cursorAfter(i + 1, pages.length, rowsRead);
+          await store.stagePage({
+            syncId,
+            runId,
+            rows: page.rows,
+            rejected: page.rejected ?? [],
+            cursor,
+            keyOrdered: true,
+          });
+        }
+        return store.finishExtract(syncId, runId);
+      }
+
+      it('diffs a model read in key order: changed, new and gone keys across many pages', async () => {
+        const syncId = newSync();
+        const model = keys(200).map((k) => user(k));
+        await fullRun(syncId, pagesOf(model, 17));
+        // every 10th row changed, every 25th gone, one new key between pages and one past the last
+        const next = model.filter((_, i) => i % 25 !== 3).map((r, i) => (i % 10 === 0 ? user(r.key, 'pro') : r));
+        next.splice(50, 0, user('u049a'));
+        next.push(user('v000'));
+        const runId = newRun();
+        const finished = await extractOrdered(syncId, runId, pagesOf(next, 17));
+        expect(finished.counts).toEqual({ extracted: 194, invalid: 0, new: 2, changed: 20, unchanged: 172, gone: 8 });
+        expect(finished.duplicateKeys).toBe(0);
+        const staged = sentKeys(await store.readChunk(syncId, runId, 0));
+        const original = new Map(model.map((r) => [r.key, r.hash]));
+        expect(staged).toEqual(next.filter((r) => original.get(r.key) !== r.hash).map((r) => r.key));
+        expect(staged).toHaveLength(22);
+      });
+
+      it('rejects a key that ends one page and starts the next as a duplicate', async () => {
+        const syncId = newSync();
+        const model = keys(20).map((k) => user(k));
+        await fullRun(syncId, pagesOf(model, 10));
+        const pages = pagesOf(model, 10);
+        pages[1]!.rows.unshift(user('u009'));
+        const finished = await extractOrdered(syncId, newRun(), pages);
+        expect(finished.duplicateKeys).toBe(1);
+        expect(finished.counts).toEqual({ extracted: 21, invalid: 2, new: 0, changed: 0, unchanged: 19, gone: 0 });
+        expect(finished.sampleRejections).toEqual([
+          { key: 'u009', reason: 'duplicate key "u009" appears 2 times in the model', stage: 'diff' },
+        ]);
+      });
+
+      it('finds keys seen again on a page out of order, after pages in order', async () => {
+        const syncId = newSync();
+        const model = keys(30).map((k) => user(k));
+        await fullRun(syncId, pagesOf(model, 10));
+        // the promise broken by the last page: it goes back to keys of the first page
+        const pages = [...pagesOf(model, 10), { rows: [user('u003', 'pro'), user('u031')] }];
+        const runId = newRun();
+        const finished = await extractOrdered(syncId, runId, pages);
+        expect(finished.duplicateKeys).toBe(1);
+        expect(finished.counts).toEqual({ extracted: 32, invalid: 2, new: 1, changed: 0, unchanged: 29, gone: 0 });
+        expect(sentKeys(await store.readChunk(syncId, runId, 0))).toEqual(['u031']);
+      });
+
+      it('keeps to the same answers when a promised page repeats a key it already staged within itself', async () => {
+        const syncId = newSync();
+        const pages = [{ rows: [user('a'), user('b'), user('b', 'pro'), user('c')] }, { rows: [user('d')] }];
+        const finished = await extractOrdered(syncId, newRun(), pages);
+        expect(finished.duplicateKeys).toBe(1);
+        expect(finished.counts).toEqual({ extracted: 5, invalid: 2, new: 3, changed: 0, unchanged: 0, gone: 0 });
       });
     });
 

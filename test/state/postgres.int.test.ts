@@ -138,4 +138,50 @@ describe('PostgresStateStore plans', () => {
     expect((plan['Shared Hit Blocks'] + plan['Shared Read Blocks']) / rows).toBeLessThan(10);
     expect(await store.commitChunk(syncId, 'run_2', 0)).toMatchObject({ delivered: rows, pending: 0 });
   });
+
+  it('keeps a run in key order while its promised pages come in order, and drops it at the first that does not', async () => {
+    const orderSync = 'plan_order';
+    const order = async (runId: string) =>
+      (
+        await admin.query<{ key_ordered: boolean; last_key: string | null }>(
+          `SELECT key_ordered, last_key FROM "${planSchema}".runs WHERE sync_id = $1 AND run_id = $2`,
+          [orderSync, runId],
+        )
+      ).rows[0];
+    const page = (keys: string[], page: number, keyOrdered: boolean) =>
+      store.stagePage({
+        syncId: orderSync,
+        runId: 'run_1',
+        rows: keys.map((key) => ({ key, hash: 'h', payload: '{}' })),
+        rejected: [],
+        cursor: { jobId: 'job_1', pageToken: `p${page}`, page, rowsRead: page * 2 },
+        keyOrdered,
+      });
+    await store.beginRun({ syncId: orderSync, runId: 'run_1', mode: 'upsert', chunkSize: 10 });
+    expect(await order('run_1')).toEqual({ key_ordered: true, last_key: null });
+    // byte order of the keys' UTF-8 text ("Z" < "a" < "é"), whatever order the rows have within a page
+    await page(['b', 'Z'], 1, true);
+    expect(await order('run_1')).toEqual({ key_ordered: true, last_key: 'b' });
+    await page(['é', 'c'], 2, true);
+    expect(await order('run_1')).toEqual({ key_ordered: true, last_key: 'é' });
+    await page([], 3, true);
+    expect(await order('run_1')).toEqual({ key_ordered: true, last_key: 'é' });
+    await page(['f', 'ü'], 4, true);
+    expect(await order('run_1')).toEqual({ key_ordered: false, last_key: 'ü' });
+    await page(['ā'], 5, true);
+    expect(await order('run_1')).toEqual({ key_ordered: false, last_key: 'ā' });
+    const finished = await store.finishExtract(orderSync, 'run_1');
+    expect(finished.counts).toMatchObject({ new: 7, unchanged: 0 });
+
+    // a page not promised in order ends the order too
+    await store.beginRun({ syncId: orderSync, runId: 'run_2', mode: 'upsert', chunkSize: 10 });
+    await store.stagePage({
+      syncId: orderSync,
+      runId: 'run_2',
+      rows: [{ key: 'a', hash: 'h', payload: '{}' }],
+      rejected: [],
+      cursor: { jobId: 'job_2', pageToken: null, page: 1, rowsRead: 1 },
+    });
+    expect(await order('run_2')).toMatchObject({ key_ordered: false });
+  });
 });

@@ -88,11 +88,21 @@ describe('SqliteStateStore', () => {
       ],
       rejected: [],
       cursor: { jobId: 'j', pageToken: null, page: 1, rowsRead: 3 },
+      keyOrdered: true,
     });
     expect(staged).toEqual({ staged: 2, unchanged: 1, new: 1 });
+    // version 5's key order columns were added to the old runs table
+    expect((await store.finishExtract('users', 'r2')).counts).toEqual({
+      extracted: 3,
+      invalid: 0,
+      new: 1,
+      changed: 1,
+      unchanged: 1,
+      gone: 0,
+    });
     await store.close();
     const upgraded = new Database(v1File, { readonly: true });
-    expect(upgraded.pragma('user_version', { simple: true })).toBe(4);
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(5);
     upgraded.close();
 
     const newer = new Database(v1File);
@@ -101,7 +111,7 @@ describe('SqliteStateStore', () => {
     const refusing = new SqliteStateStore({ file: v1File });
     const attempt = refusing.migrate();
     await expect(attempt).rejects.toThrow(StateConflictError);
-    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 4/);
+    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 5/);
     await refusing.close();
   });
 

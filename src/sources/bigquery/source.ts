@@ -30,7 +30,7 @@ import type {
   WarehouseDiff,
 } from '../../sync/types';
 import { isExhausted } from '../../sync/types';
-import { checkDiffKey } from '../../sync/warehouse-diff';
+import { checkDiffKey, DIFF_KEY_TYPES } from '../../sync/warehouse-diff';
 import { createBigQueryClient } from './client';
 import { convertRows, normaliseSchema, type RawField, type RawRow } from './convert';
 import {
@@ -76,6 +76,14 @@ export interface OpenOptions {
    */
   jobId?: string;
   signal?: AbortSignal;
+  /**
+   * The sync's key column. A query model's results then come in ascending order of the key's text (CAST AS
+   * STRING, the text the worker keys rows by) when its type is one BigQuery and the worker spell alike (STRING,
+   * INT64), so the state store can read delivered state by key range; `position.keyOrdered` says whether they
+   * do. Table models read with tabledata.list (free, no job) stay unordered. Should BigQuery find the sort beyond
+   * its resources (its final ORDER BY stage runs on one slot), the model runs again unordered.
+   */
+  orderByKey?: string;
 }
 
 /** Default longest wait for a query job. */
@@ -395,6 +403,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
       page: position.page + 1,
       rowsRead: position.rowsRead + rows.length,
       ...(position.unchangedElsewhere !== undefined ? { unchangedElsewhere: position.unchangedElsewhere } : {}),
+      ...(position.keyOrdered === true ? { keyOrdered: true } : {}),
     };
     this.logger?.debug('read BigQuery page', {
       jobId: position.jobId,
@@ -503,10 +512,25 @@ export class BigQuerySource implements Source, WarehouseDiff {
   }
 
   private async openQuery(sql: string, subject: string, options: OpenOptions): Promise<OpenedModel> {
+    const ordered =
+      options.orderByKey === undefined ? undefined : await this.orderedQuery(sql, subject, options.orderByKey);
     // BigQuery enforces maximumBytesBilled itself; the dry run also enforces it where a server does not (emulators)
-    if (this.maxBytes !== undefined) await this.dryRunJob(sql, subject);
-    const job = await this.startJob(sql, subject, options.jobId);
-    await this.waitForJob(job, subject, options.signal);
+    if (ordered === undefined && this.maxBytes !== undefined) await this.dryRunJob(sql, subject);
+    let job: Job;
+    let keyOrdered = ordered !== null && ordered !== undefined;
+    try {
+      job = await this.startJob(keyOrdered ? (ordered as string) : sql, subject, options.jobId);
+      await this.waitForJob(job, subject, options.signal);
+    } catch (err) {
+      if (!keyOrdered || !(err instanceof SourceConfigError) || err.reason !== 'resourcesExceeded') throw err;
+      this.logger?.warn('ordering the model by key exceeded BigQuery resources: it runs again unordered', {
+        subject,
+        key: options.orderByKey,
+      });
+      keyOrdered = false;
+      job = await this.startJob(sql, subject, options.jobId === undefined ? undefined : `${options.jobId}_unordered`);
+      await this.waitForJob(job, subject, options.signal);
+    }
     let response: { schema?: { fields?: RawField[] }; totalRows?: string | number } | undefined;
     try {
       [, , response] = (await job.getQueryResults({ maxResults: 0, autoPaginate: false, skipParsing: true })) as [
@@ -524,8 +548,20 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const schema = normaliseSchema(response?.schema?.fields);
     const totalRows = Number(response?.totalRows ?? 0);
     const jobId = job.id as string;
-    this.logger?.info('BigQuery query job done', { jobId, totalRows, subject });
-    return { schema, totalRows, position: firstPosition(jobId, job.location) };
+    this.logger?.info('BigQuery query job done', { jobId, totalRows, subject, keyOrdered });
+    const position = firstPosition(jobId, job.location);
+    return { schema, totalRows, position: keyOrdered ? { ...position, keyOrdered } : position };
+  }
+
+  /**
+   * The model ordered by its key's text, or null when the key's type has no text BigQuery and the worker spell
+   * alike (or the model lacks the column: the mapper names it). Its dry run enforces maximumBytesBilled.
+   */
+  private async orderedQuery(sql: string, subject: string, key: string): Promise<string | null> {
+    const { schema } = await this.dryRunQuery(sql, subject);
+    const field = schema.find((f) => f.name === key);
+    if (field === undefined || field.mode === 'REPEATED' || !DIFF_KEY_TYPES.includes(field.type)) return null;
+    return `SELECT * FROM (\n${sql.replace(/[\s;]+$/, '')}\n) ORDER BY CAST(${column(key)} AS STRING)`;
   }
 
   private async startJob(

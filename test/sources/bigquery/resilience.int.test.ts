@@ -185,6 +185,38 @@ test('a retried open whose job an earlier attempt left failed by a backend error
   expect(again.position.jobId).toBe(`${jobId}_retry2`);
 });
 
+test('a model BigQuery cannot sort by key (resources exceeded) runs again unordered, under a job id of its own', async () => {
+  const warnings: string[] = [];
+  const logger = { debug: () => undefined, info: () => undefined, warn: (message: string) => warnings.push(message) };
+  const source = viaProxy(0, {}, { logger });
+  const jobId = `ampsync_sort_${Date.now()}`;
+  const tooBig = { reason: 'resourcesExceeded', message: 'Resources exceeded during query execution' };
+  // the ordered job's insert answers that it failed; every other job (dry runs, the rerun) goes through as is
+  const failOrdered = (b: Record<string, unknown>) =>
+    (b.jobReference as { jobId?: string } | undefined)?.jobId === jobId
+      ? { ...b, status: { state: 'DONE', errorResult: tooBig, errors: [tooBig] } }
+      : b;
+  proxy.intercept(...Array.from({ length: 5 }, () => ({ path: JOBS_INSERT, method: 'POST', rewrite: failOrdered })));
+  const opened = await source.open({ sql }, { jobId, orderByKey: 'n' }).finally(() => proxy.clear());
+
+  expect(opened.position.jobId).toBe(`${jobId}_unordered`);
+  expect(opened.position.keyOrdered).toBeUndefined();
+  expect(opened.totalRows).toBe(25);
+  const queries = proxy.requests
+    .filter((r) => r.method === 'POST' && JOBS_INSERT.test(r.path))
+    .map(
+      (r) => JSON.parse(r.body) as { jobReference?: { jobId?: string }; configuration: { query: { query: string } } },
+    )
+    .filter((b) => b.jobReference?.jobId?.startsWith(jobId));
+  expect(
+    queries.map((b) => [b.jobReference?.jobId, b.configuration.query.query.includes('ORDER BY CAST(`n` AS STRING)')]),
+  ).toEqual([
+    [jobId, true],
+    [`${jobId}_unordered`, false],
+  ]);
+  expect(warnings).toEqual(['ordering the model by key exceeded BigQuery resources: it runs again unordered']);
+});
+
 describe('wire bodies and BigQuery-shaped answers', () => {
   const dryRunAnswer = (statementType: string) => ({
     status: 200,

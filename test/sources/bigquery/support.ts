@@ -137,7 +137,13 @@ export async function interceptingProxy(target: string) {
     upstream.on('error', () => res.writeHead(502).end());
     req.pipe(upstream);
   });
-  return { ...proxy, intercept: (...rules: Intercept[]) => queue.push(...rules), pending: () => queue.length };
+  return {
+    ...proxy,
+    intercept: (...rules: Intercept[]) => queue.push(...rules),
+    pending: () => queue.length,
+    /** Forgets the rules no request used. */
+    clear: () => void queue.splice(0),
+  };
 }
 
 /** A goccy emulator of the test's own on free loopback ports, which a test may stop and start again. */
