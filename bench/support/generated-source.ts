@@ -104,6 +104,9 @@ export function pageView(i: number): SourceRow {
   };
 }
 
+/** The column each model's rows are generated in ascending order of (its ids are zero-padded). */
+const ORDERED_BY: Readonly<Record<BenchModelKind, string>> = { users: 'user_id', events: 'event_id' };
+
 /** Row i (0-based) of a generated model. */
 export function benchRow(model: BenchModel, i: number): SourceRow {
   return model.kind === 'users' ? syntheticUser(i + 1, model.revision) : pageView(i);
@@ -263,13 +266,21 @@ export class GeneratedSource implements Source, WarehouseDiff {
     return Promise.resolve({ bytesProcessed: m.rows * 100, schema: BENCH_SCHEMAS[m.kind] });
   }
 
-  open(model: ModelConfig, options: { jobId?: string } = {}): Promise<OpenedModel> {
+  open(model: ModelConfig, options: { jobId?: string; orderByKey?: string } = {}): Promise<OpenedModel> {
     const text = modelText(model);
     const m = parseBenchModel(text);
+    // rows are generated in the order of their zero-padded ids: what BigQuery's extract ordered by that key returns
+    const keyOrdered = options.orderByKey !== undefined && options.orderByKey === ORDERED_BY[m.kind];
     return Promise.resolve({
       schema: BENCH_SCHEMAS[m.kind],
       totalRows: m.rows,
-      position: { jobId: `${options.jobId ?? 'bench'}|${text}`, pageToken: null, page: 0, rowsRead: 0 },
+      position: {
+        jobId: `${options.jobId ?? 'bench'}|${text}`,
+        pageToken: null,
+        page: 0,
+        rowsRead: 0,
+        ...(keyOrdered ? { keyOrdered } : {}),
+      },
     });
   }
 
@@ -287,6 +298,7 @@ export class GeneratedSource implements Source, WarehouseDiff {
         pageToken: end < m.rows ? String(end) : null,
         page: position.page + 1,
         rowsRead: position.rowsRead + rows.length,
+        ...(position.keyOrdered === true ? { keyOrdered: true } : {}),
       },
     });
   }

@@ -114,6 +114,9 @@ export const SCHEMAS: Record<GeneratedKind, SourceField[]> = {
   ],
 };
 
+/** The key column each model's rows are generated in ascending order of. */
+const ORDERED_BY: Readonly<Record<GeneratedKind, string>> = { users: 'user_id', events: 'event_key' };
+
 /** The Source over generated models. */
 export class GeneratedSource implements Source {
   dryRun(model: ModelConfig): Promise<DryRunResult> {
@@ -121,14 +124,16 @@ export class GeneratedSource implements Source {
     return Promise.resolve({ bytesProcessed: m.rows * 64, schema: SCHEMAS[m.kind] });
   }
 
-  open(model: ModelConfig, options: { jobId?: string } = {}): Promise<OpenedModel> {
+  open(model: ModelConfig, options: { jobId?: string; orderByKey?: string } = {}): Promise<OpenedModel> {
     const m = parseGeneratedModel(model);
     // the position carries the model, so a page can be read again by a process that never opened it
     const jobId = `${options.jobId ?? 'generated'}|${'sql' in model ? model.sql : model.table}`;
+    // rows are generated in the order of their zero-padded keys: what BigQuery's extract ordered by key returns
+    const keyOrdered = options.orderByKey !== undefined && options.orderByKey === ORDERED_BY[m.kind];
     return Promise.resolve({
       schema: SCHEMAS[m.kind],
       totalRows: m.rows,
-      position: { jobId, pageToken: null, page: 0, rowsRead: 0 },
+      position: { jobId, pageToken: null, page: 0, rowsRead: 0, ...(keyOrdered ? { keyOrdered } : {}) },
     });
   }
 
@@ -146,6 +151,7 @@ export class GeneratedSource implements Source {
         pageToken: end < m.rows ? String(end) : null,
         page: position.page + 1,
         rowsRead: position.rowsRead + rows.length,
+        ...(position.keyOrdered === true ? { keyOrdered: true } : {}),
       },
     };
   }
