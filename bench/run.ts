@@ -8,6 +8,7 @@
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
  *   npm run bench -- --only users [--rows N] [--warehouse]   # one end-to-end scenario (full, then 1% changed),
  *                                                            # printed only; --warehouse diffs in the warehouse
+ *   npm run bench -- --only users --profile DIR   # the same, the worker writing a CPU profile (--cpu-prof) to DIR
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
  *
@@ -136,6 +137,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       rows: { type: 'string' },
       warehouse: { type: 'boolean' },
+      profile: { type: 'string' },
     },
     strict: true,
   });
@@ -162,7 +164,10 @@ async function main(): Promise<void> {
     amplitude,
     bundlePath,
     launch,
-    workerNodeArgs: WORKER_NODE_ARGS,
+    workerNodeArgs:
+      values.profile === undefined
+        ? WORKER_NODE_ARGS
+        : [...WORKER_NODE_ARGS, '--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`],
     tag: randomUUID().slice(0, 8),
     log,
   };

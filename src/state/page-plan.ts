@@ -72,6 +72,46 @@ export function summarizePage(rows: readonly DiffRow[], rejected: readonly RowRe
   return [...byKey.values()];
 }
 
+/** UTF-16 surrogates: a key with one is left out of key-order checks (JS and the databases order it differently). */
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * The first and last key of a page in the databases' key order (byte order of the UTF-8 text, which for text
+ * without surrogates is JS's string order), or undefined for a page without keys or with a key that has a
+ * surrogate (an astral character, or a lone surrogate the databases store as U+FFFD): such a page is never
+ * taken as in order.
+ */
+export function keyRange(entries: readonly PageEntry[]): { first: string; last: string } | undefined {
+  const head = entries[0];
+  if (head === undefined) return undefined;
+  let first = head.key;
+  let last = head.key;
+  for (const { key } of entries) {
+    if (SURROGATE.test(key)) return undefined;
+    if (key < first) first = key;
+    else if (key > last) last = key;
+  }
+  return { first, last };
+}
+
+/**
+ * Where a page stands in its run's key order, given the greatest key staged before it (`lastKey`, in the same
+ * order) and whether the run was in order so far. With the source's promise of key order (`promised`), a page
+ * whose keys all come after `lastKey` is in order, and its key range is returned; the run stays in order while
+ * every page with keys is. A page without keys changes nothing.
+ */
+export function pageOrder(
+  entries: readonly PageEntry[],
+  run: { ordered: boolean; lastKey: string | null },
+  promised: boolean,
+): { ordered: boolean; lastKey: string | null; range?: { first: string; last: string } } {
+  if (entries.length === 0) return { ordered: run.ordered, lastKey: run.lastKey };
+  const range = promised ? keyRange(entries) : undefined;
+  if (range === undefined) return { ordered: false, lastKey: run.lastKey };
+  if (run.lastKey === null || range.first > run.lastKey) return { ordered: run.ordered, lastKey: range.last, range };
+  return { ordered: false, lastKey: range.last > run.lastKey ? range.last : run.lastKey };
+}
+
 /** Whether an entry may be staged at all: one mapped row, and no rejected row, with that key on the page. */
 export function isStageable(entry: PageEntry): entry is PageEntry & { row: DiffRow } {
   return entry.seen === 1 && entry.valid === 1 && entry.row !== null;

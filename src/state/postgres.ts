@@ -33,7 +33,7 @@ import {
 } from './describe';
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, StateConfigError, classifyDatabaseError } from './errors';
-import { isStageable, pageTally, positionPage, summarizePage } from './page-plan';
+import { isStageable, pageOrder, pageTally, positionPage, summarizePage } from './page-plan';
 import type { PositionedRow } from './page-plan';
 import type {
   BeginRunInput,
@@ -84,16 +84,6 @@ export function deliveredRowsSql(t: string): string {
     WHERE d.run_no = $1 AND d.pos >= $2 AND d.pos < $3
     UNION ALL
     SELECT key, hash FROM ${t}.run_rows WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status = 'delivered'`;
-}
-
-/** A page's place in its run's key order (see pageOrder). */
-interface PageOrder {
-  /** Whether every page of the run so far, this one included, came after the pages before it in key order. */
-  ordered: boolean;
-  /** The greatest key staged so far, this page's included (null before any). */
-  lastKey: string | null;
-  /** The page's key range, when the page comes after every earlier key. */
-  range?: { first: string; last: string };
 }
 
 export interface PostgresStateStoreOptions {
@@ -385,7 +375,11 @@ export class PostgresStateStore implements StateStore {
             sorted: true,
           },
         );
-        const order = await this.pageOrder(c, run, input.keyOrdered === true, entries.length);
+        const order = pageOrder(
+          entries,
+          { ordered: run.key_ordered, lastKey: run.last_key },
+          input.keyOrdered === true,
+        );
         // keys to stage, and every key that cannot be staged (its seen row needs was_synced)
         const found = await c.query<[string, boolean]>(
           order.range !== undefined
@@ -799,26 +793,6 @@ export class PostgresStateStore implements StateStore {
     for (const table of ['run_seen', 'run_rows', 'run_delivered', 'run_pages']) {
       await c.query(`DELETE FROM ${this.t}.${table} WHERE run_no = $1`, [runNo]);
     }
-  }
-
-  /**
-   * Where a page stands in the run's key order (its keys are in PAGE_KEYS). When the source promises key order
-   * (`promised`), the page's key range is read: a page that starts past every key staged before it is probed as
-   * one index range. The run stays ordered while every page with keys is; a page without keys changes nothing.
-   */
-  private async pageOrder(c: PoolClient, run: RunRow, promised: boolean, keys: number): Promise<PageOrder> {
-    if (keys === 0) return { ordered: run.key_ordered, lastKey: run.last_key };
-    if (!promised) return { ordered: false, lastKey: run.last_key };
-    const { rows } = await c.query<[string, string, string, boolean]>({
-      text: `SELECT min(key), max(key), greatest($1::text COLLATE "C", max(key)),
-                    $1::text IS NULL OR min(key) > $1::text COLLATE "C"
-             FROM ${PAGE_KEYS}`,
-      values: [run.last_key],
-      rowMode: 'array',
-    });
-    const [first, last, greatest, after] = rows[0] as [string, string, string, boolean];
-    if (!after) return { ordered: false, lastKey: greatest };
-    return { ordered: run.key_ordered, lastKey: last, range: { first, last } };
   }
 
   private async ensurePageTables(c: PoolClient): Promise<void> {

@@ -31,7 +31,7 @@ import {
 } from './describe';
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, StateConflictError, classifyDatabaseError } from './errors';
-import { isStageable, pageTally, positionPage, summarizePage } from './page-plan';
+import { isStageable, pageOrder, pageTally, positionPage, summarizePage } from './page-plan';
 import type { PageEntry } from './page-plan';
 import type {
   BeginRunInput,
@@ -260,35 +260,6 @@ interface RunRow {
 
 type Statement = Database.Statement<unknown[], unknown>;
 
-/** A page's place in its run's key order. */
-interface PageOrder {
-  /** Whether every page of the run so far, this one included, came after the pages before it in key order. */
-  ordered: boolean;
-  /** The greatest key staged so far, this page's included (null before any). */
-  lastKey: string | null;
-}
-
-/**
- * Where a page stands in its run's key order. When the source promises key order (`promised`), the page is in
- * order if it starts past every key staged before it; the run stays ordered while every page with keys is.
- */
-function pageOrder(
-  s: ReturnType<typeof prepareAll>,
-  run: RunRow,
-  promised: boolean,
-  entries: readonly PageEntry[],
-): PageOrder {
-  if (entries.length === 0) return { ordered: run.key_ordered === 1, lastKey: run.last_key };
-  if (!promised) return { ordered: false, lastKey: run.last_key };
-  const range = s.pageKeyRange.get({ keys: JSON.stringify(entries.map((e) => e.key)), lastKey: run.last_key }) as {
-    last: string;
-    after: 0 | 1;
-    greatest: string;
-  };
-  if (range.after === 1) return { ordered: run.key_ordered === 1, lastKey: range.last };
-  return { ordered: false, lastKey: range.greatest };
-}
-
 function prepareAll(db: Database.Database) {
   // per connection: the duplicate keys of the run being finished
   db.exec('CREATE TEMP TABLE IF NOT EXISTS duplicate_keys (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID');
@@ -338,13 +309,6 @@ function prepareAll(db: Database.Database) {
     clearDuplicates: s('DELETE FROM temp.duplicate_keys'),
     findDuplicates: s(findDuplicatesSql(RUN_KEYS)),
     findDuplicatesOrdered: s(findDuplicatesSql(ORDERED_RUN_KEYS)),
-    // the key range of a page's keys (a JSON array), in the database's (byte) order, and whether it starts past
-    // @lastKey, the greatest key staged before the page
-    pageKeyRange: s(
-      `SELECT max(value) AS last, @lastKey IS NULL OR min(value) > @lastKey AS after,
-              CASE WHEN @lastKey IS NULL OR max(value) > @lastKey THEN max(value) ELSE @lastKey END AS greatest
-       FROM json_each(@keys)`,
-    ),
     fileDuplicates: s(
       `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
        SELECT ?, ?, key, 'duplicate key ' || json_quote(key) || ' appears ' || n || ' times in the model', 'diff', ?
@@ -607,7 +571,11 @@ export class SqliteStateStore implements StateStore {
       const position = run.cursor === null ? null : (JSON.parse(run.cursor) as ExtractCursor['position']);
       // the cursor only moves forward, even if an older attempt stages a page late
       const nextCursor = position !== null && position.page > cursor.page ? position : cursor;
-      const order = pageOrder(s, run, input.keyOrdered === true, entries);
+      const order = pageOrder(
+        entries,
+        { ordered: run.key_ordered === 1, lastKey: run.last_key },
+        input.keyOrdered === true,
+      );
       s.savePageProgress.run(
         JSON.stringify(nextCursor),
         plan.nextPos,

@@ -1,5 +1,13 @@
 import { canonicalJson, hashText } from '../../src/diff/canonical';
-import { MissingPayloadError, isStageable, pageTally, positionPage, summarizePage } from '../../src/state/page-plan';
+import {
+  MissingPayloadError,
+  isStageable,
+  keyRange,
+  pageOrder,
+  pageTally,
+  positionPage,
+  summarizePage,
+} from '../../src/state/page-plan';
 import type { BuiltPayload, DiffRow, MappedRow } from '../../src/sync/types';
 
 function row(key: string, plan: string): MappedRow {
@@ -115,5 +123,51 @@ describe('positionPage: deferred payloads', () => {
     expect(() => positionPage(summarizePage(rows, []), stagedKeys, 0)).toThrow(MissingPayloadError);
     // unchanged rows need no payload at all
     expect(positionPage(summarizePage([{ key: 'b', hash: 'h-b' }], []), stagedKeys, 0).unchanged).toEqual(['b']);
+  });
+});
+
+describe('keyRange and pageOrder', () => {
+  const page = (...keys: string[]) =>
+    summarizePage(
+      keys.map((k) => row(k, 'x')),
+      [],
+    );
+  const utf8Sorted = (keys: string[]) => [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+
+  it('finds the first and last key in byte order of their UTF-8 text, whatever the order of the rows', () => {
+    const keys = ['b', 'Z', 'é', 'a', '\u00ff', '\uffee', '10', '9'];
+    const sorted = utf8Sorted(keys);
+    expect(keyRange(page(...keys))).toEqual({ first: sorted[0], last: sorted[sorted.length - 1] });
+    expect(keyRange(page(...keys))).toEqual({ first: '10', last: '\uffee' });
+    expect(keyRange([])).toBeUndefined();
+  });
+
+  it('takes no page with a surrogate (astral or lone) as in order', () => {
+    expect(keyRange(page('a', 'b\u{1f600}'))).toBeUndefined();
+    expect(keyRange(page('a', 'b\ud800'))).toBeUndefined();
+    expect(pageOrder(page('x', 'y\u{1f600}'), { ordered: true, lastKey: 'a' }, true)).toEqual({
+      ordered: false,
+      lastKey: 'a',
+    });
+  });
+
+  it('keeps a run in order while each promised page starts past the keys before it', () => {
+    const start = { ordered: true, lastKey: null };
+    const first = pageOrder(page('c', 'a', 'b'), start, true);
+    expect(first).toEqual({ ordered: true, lastKey: 'c', range: { first: 'a', last: 'c' } });
+    const second = pageOrder(page('d', 'f'), { ordered: first.ordered, lastKey: first.lastKey }, true);
+    expect(second).toEqual({ ordered: true, lastKey: 'f', range: { first: 'd', last: 'f' } });
+    // a page that starts at the last key (a key on two pages) or before it ends the order, keeping the greatest key
+    expect(pageOrder(page('f', 'g'), { ordered: true, lastKey: 'f' }, true)).toEqual({ ordered: false, lastKey: 'g' });
+    expect(pageOrder(page('a', 'b'), { ordered: true, lastKey: 'f' }, true)).toEqual({ ordered: false, lastKey: 'f' });
+    // a page past the keys before it in a run already out of order is still read by range
+    expect(pageOrder(page('x'), { ordered: false, lastKey: 'f' }, true)).toEqual({
+      ordered: false,
+      lastKey: 'x',
+      range: { first: 'x', last: 'x' },
+    });
+    // no promise: out of order; no keys: nothing changes
+    expect(pageOrder(page('x'), { ordered: true, lastKey: 'f' }, false)).toEqual({ ordered: false, lastKey: 'f' });
+    expect(pageOrder([], { ordered: true, lastKey: 'f' }, true)).toEqual({ ordered: true, lastKey: 'f' });
   });
 });
