@@ -27,6 +27,7 @@ export default tseslint.config(
     ignores: [
       'jest.config.js',
       'dist/**',
+      'tmp/**',
       'node_modules/**',
       '.ampsync/**',
       'coverage/**',
