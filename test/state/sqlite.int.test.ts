@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { StateConflictError, StateUnavailableError } from '../../src/state/errors';
 import { SqliteStateStore } from '../../src/state/sqlite';
+import { emptyCounts } from '../../src/sync/types';
 import { describeStateStore } from './conformance';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-sqlite-'));
@@ -113,6 +114,56 @@ describe('SqliteStateStore', () => {
     await expect(attempt).rejects.toThrow(StateConflictError);
     await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 5/);
     await refusing.close();
+  });
+
+  it("drops a finished run's staging in steps, the event loop free between them, and finishes a drop cut short", async () => {
+    const stagingFile = path.join(dir, 'staging.db');
+    const store = new SqliteStateStore({ file: stagingFile, dropBatchRows: 100 });
+    await store.migrate();
+    const stage = async (runId: string, rows: number) => {
+      await store.beginRun({ syncId: 'users', runId, mode: 'upsert', chunkSize: 1000 });
+      const page = Array.from({ length: rows }, (_, i) => ({
+        key: `u${String(i).padStart(5, '0')}`,
+        hash: `h${runId}`,
+        payload: '{}',
+      }));
+      const cursor = { jobId: 'j', pageToken: null, page: 1, rowsRead: rows };
+      await store.stagePage({ syncId: 'users', runId, rows: page, rejected: [], cursor, keyOrdered: true });
+      await store.finishExtract('users', runId);
+    };
+    const raw = new Database(stagingFile);
+    const stagingRows = (runNo: number): number =>
+      ['run_seen', 'run_rows', 'run_payloads', 'run_delivered', 'run_pages']
+        .map((t) => (raw.prepare(`SELECT count(*) AS n FROM ${t} WHERE run_no = ?`).get(runNo) as { n: number }).n)
+        .reduce((a, b) => a + b, 0);
+
+    await stage('r1', 1000);
+    const runNo = (raw.prepare("SELECT run_no FROM runs WHERE run_id = 'r1'").get() as { run_no: number }).run_no;
+    expect(stagingRows(runNo)).toBe(3001);
+    // the event loop turns between the steps of the drop (transactions of at most 100 rows): count its turns
+    let turns = 0;
+    let counting = true;
+    const turn = (): void => {
+      if (!counting) return;
+      turns += 1;
+      setImmediate(turn);
+    };
+    setImmediate(turn);
+    const record = await store.finishRun('users', 'r1', 'succeeded', { ...emptyCounts(), new: 1000 });
+    counting = false;
+    expect(record.status).toBe('succeeded');
+    expect(stagingRows(runNo)).toBe(0);
+    expect(turns).toBeGreaterThanOrEqual(20);
+
+    // a crash after the run was marked finished left its staging: the next run of the sync drops it
+    await stage('r2', 500);
+    raw.prepare("UPDATE runs SET status = 'succeeded' WHERE run_id = 'r2'").run();
+    const r2 = (raw.prepare("SELECT run_no FROM runs WHERE run_id = 'r2'").get() as { run_no: number }).run_no;
+    expect(stagingRows(r2)).toBe(1501);
+    await store.beginRun({ syncId: 'users', runId: 'r3', mode: 'upsert', chunkSize: 1000 });
+    expect(stagingRows(r2)).toBe(0);
+    raw.close();
+    await store.close();
   });
 
   it('reports a write blocked by another process past the busy timeout as retryable', async () => {
