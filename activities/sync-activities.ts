@@ -246,17 +246,19 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           });
         }
         const unchangedElsewhere = position.unchangedElsewhere ?? 0;
+        const sendOnce = diffModeOf(sync.object) === 'send-once';
         // the next page is fetched while this one is mapped and staged (a BigQuery page is a network round trip)
         let reading = isExhausted(position) ? undefined : prefetch(source, position, pageSize);
         while (reading !== undefined) {
           const page = await reading;
           reading = isExhausted(page.next) ? undefined : prefetch(source, page.next, pageSize);
-          // every row is fingerprinted; only the rows the store stages (new or changed) are mapped, by `build`
+          // every row is fingerprinted (send-once: keyed only, the diff compares keys); only the rows the store
+          // stages (new or changed) are mapped, by `build`
           const rows: DiffRow[] = [];
           const sourceRows: SourceRow[] = [];
           const rejected: RowRejection[] = [];
           for (const row of page.rows) {
-            const fingerprint = mapper.fingerprint(row);
+            const fingerprint = sendOnce ? mapper.identify(row) : mapper.fingerprint(row);
             if (!fingerprint.ok) {
               rejected.push({ key: fingerprint.key, reason: fingerprint.reason, stage: fingerprint.stage });
               continue;
@@ -265,7 +267,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
             sourceRows.push(row);
           }
           const build = (index: number): BuiltPayload =>
-            mapper.build(sourceRows[index] as SourceRow, (rows[index] as DiffRow).hash);
+            mapper.build(sourceRows[index] as SourceRow, sendOnce ? undefined : (rows[index] as DiffRow).hash);
           await deps.state.stagePage({
             syncId: sync.id,
             runId,

@@ -185,9 +185,18 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
       return built.ok ? { ok: true, key, hash, payload: built.payload } : built;
     },
 
+    identify(row: SourceRow): FingerprintResult {
+      const key = keyOf(row);
+      return typeof key === 'string' ? { ok: true, key, hash: '' } : key;
+    },
+
     build(row: SourceRow, fingerprint?: string): BuiltPayload {
       const key = keyOf(row);
-      return typeof key === 'string' ? buildFor(row, key, fingerprint) : key;
+      if (typeof key !== 'string') return key;
+      if (fingerprint !== undefined) return buildFor(row, key, fingerprint);
+      const hash = fingerprintOf(row);
+      const built = buildFor(row, key, hash);
+      return built.ok ? { ...built, hash } : built;
     },
   };
 

@@ -141,6 +141,7 @@ export function positionPage(
       continue;
     }
     let payload = row.payload;
+    let hash = row.hash;
     if (payload === undefined) {
       if (build === undefined) throw new MissingPayloadError(entry.key);
       const built = build(entry.index);
@@ -150,8 +151,10 @@ export function positionPage(
         continue;
       }
       payload = built.payload;
+      // a row identified by its key alone (send-once) gets its fingerprint when it is built
+      if (built.hash !== undefined) hash = built.hash;
     }
-    rows.push({ key: entry.key, hash: row.hash, payload, pos: nextPos++ });
+    rows.push({ key: entry.key, hash, payload, pos: nextPos++ });
     result.staged += 1;
     if (!delivered) result.new += 1;
   }

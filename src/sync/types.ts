@@ -147,7 +147,8 @@ export interface MappedRow extends DiffRow {
 }
 
 /** A deferred payload, built: the payload, or why the row cannot be sent. */
-export type BuiltPayload = { ok: true; payload: string } | ({ ok: false } & RowRejection);
+/** A built payload, with the row's fingerprint when `build` was not given one (see RowMapper.identify). */
+export type BuiltPayload = { ok: true; payload: string; hash?: string } | ({ ok: false } & RowRejection);
 
 /** A row that will not be sent, with the reason (and the key when it has one). */
 export interface RowRejection {
@@ -170,7 +171,15 @@ export interface RowMapper {
    * fingerprint changed are mapped. Rejects only a NULL or non-scalar key; the rest is validated by `map`.
    */
   fingerprint(row: SourceRow): FingerprintResult;
-  /** The row's payload (validated), or why it cannot be sent; pass the row's fingerprint when it is known. */
+  /**
+   * The row's key alone, with an empty hash: for a send-once diff (events), which compares keys only, so the rows
+   * delivered before are never fingerprinted. `build` fingerprints the rows it builds (BuiltPayload.hash).
+   */
+  identify(row: SourceRow): FingerprintResult;
+  /**
+   * The row's payload (validated), or why it cannot be sent; pass the row's fingerprint when it is known, else
+   * the result carries it.
+   */
   build(row: SourceRow, fingerprint?: string): BuiltPayload;
   /** `fingerprint` and `build` in one: key, hash and payload, or why the row cannot be sent. */
   map(row: SourceRow): MapResult;

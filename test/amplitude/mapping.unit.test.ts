@@ -61,7 +61,7 @@ describe('compileMapper: users', () => {
     expect(result).toEqual({ ok: true, key: 'user-00001', hash: fingerprint, payload });
     // building from a known fingerprint gives the same text
     expect(mapper.build(row, fingerprint)).toEqual({ ok: true, payload });
-    expect(mapper.build(row)).toEqual({ ok: true, payload });
+    expect(mapper.build(row)).toEqual({ ok: true, payload, hash: fingerprint });
   });
 
   it('gives an identify the same insert_id on a retry and a new one when the profile changes', () => {
@@ -571,5 +571,17 @@ describe('compileMapper: fingerprints', () => {
     }
     const { ltv: _ltv, ...missing } = row;
     expect(() => mapper.fingerprint(missing)).toThrow(/column "ltv" not in the model/);
+  });
+
+  it('identifies a row by its key alone (send-once), and build then carries the fingerprint it skipped', () => {
+    const mapper = compileMapper(sync);
+    expect(mapper.identify(row)).toEqual({ ok: true, key: 'user-00001', hash: '' });
+    for (const bad of [null, { id: 1 }]) {
+      expect(mapper.identify({ ...row, user_id: bad })).toEqual(mapper.fingerprint({ ...row, user_id: bad }));
+    }
+    const built = mapper.build(row);
+    expect(built).toEqual({ ok: true, payload: expect.any(String), hash: hashOf(row) });
+    // a caller that had the fingerprint gets the payload alone, the same payload
+    expect(mapper.build(row, hashOf(row))).toEqual({ ok: true, payload: (built as { payload: string }).payload });
   });
 });

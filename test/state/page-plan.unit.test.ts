@@ -119,6 +119,12 @@ describe('positionPage: deferred payloads', () => {
     expect(pageTally(input, plan)).toEqual({ rows: 3, rejected: 1, staged: 2, unchanged: 1, new: 1 });
   });
 
+  it('stages a row identified by key alone with the fingerprint its build returns', () => {
+    const entries = summarizePage([{ key: 'e1', hash: '' }], []);
+    const plan = positionPage(entries, new Map([['e1', false]]), 0, () => ({ ok: true, payload: '{}', hash: 'fp1' }));
+    expect(plan.rows).toEqual([{ key: 'e1', hash: 'fp1', payload: '{}', pos: 0 }]);
+  });
+
   it('refuses to stage a row without a payload when the page has no build function', () => {
     expect(() => positionPage(summarizePage(rows, []), stagedKeys, 0)).toThrow(MissingPayloadError);
     // unchanged rows need no payload at all
