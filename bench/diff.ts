@@ -104,18 +104,22 @@ const peakRssMb = (): number => mb(process.resourceUsage().maxRSS);
  * or in no particular order, as a table read with tabledata.list, or a key of another type.
  */
 type KeyOrder = 'ordered' | 'unordered';
-let keyOrder: KeyOrder = 'ordered';
 
 /** The key of row i: ascending (ordered), or a bijection of 0..rows-1 so keys arrive in no particular order. */
-function keyOf(i: number, rows: number): string {
-  const p = keyOrder === 'ordered' ? i : (i * 7_919_993 + 12_345) % rows;
+function keyOf(i: number, rows: number, order: KeyOrder): string {
+  const p = order === 'ordered' ? i : (i * 7_919_993 + 12_345) % rows;
   return `user_${String(p).padStart(8, '0')}`;
 }
 
 /** A user's mapped values: what the extract activity fingerprints (and, if the row is staged, maps). */
-function userValues(i: number, rows: number, version: (i: number) => number): [string, string, number, string, number] {
+function userValues(
+  i: number,
+  rows: number,
+  order: KeyOrder,
+  version: (i: number) => number,
+): [string, string, number, string, number] {
   return [
-    keyOf(i, rows),
+    keyOf(i, rows, order),
     i % 3 === 0 ? 'pro' : 'free',
     (i % 1000) * 1.25,
     ['DE', 'US', 'FR', 'JP'][i % 4]!,
@@ -137,19 +141,20 @@ function makePage(
   from: number,
   to: number,
   rows: number,
+  order: KeyOrder,
   version: (i: number) => number,
 ): { rows: DiffRow[]; build: (index: number) => BuiltPayload } {
   const page: DiffRow[] = [];
   const values: ReturnType<typeof userValues>[] = [];
   for (let i = from; i < to; i++) {
-    const v = userValues(i, rows, version);
+    const v = userValues(i, rows, order, version);
     values.push(v);
     page.push({ key: v[0], hash: fingerprintHash(JSON.stringify(v)) });
   }
   return { rows: page, build: (index) => ({ ok: true, payload: userPayload(values[index]!) }) };
 }
 
-async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
+async function child(kind: StoreKind, keyOrder: KeyOrder, rows: number): Promise<StoreResult> {
   const syncId = 'bench_users';
   const loadBefore = Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
   let store: StateStore;
@@ -231,7 +236,7 @@ async function child(kind: StoreKind, rows: number): Promise<StoreResult> {
         const to = Math.min(rows, from + PAGE_SIZE_ROWS);
         const g = process.hrtime.bigint();
         const gc = process.cpuUsage();
-        const pageRows = makePage(from, to, rows, version);
+        const pageRows = makePage(from, to, rows, keyOrder, version);
         const generated = Number(process.hrtime.bigint() - g) / 1e9;
         const generatedCpu = process.cpuUsage(gc);
         clock.paused += generated;
@@ -380,8 +385,8 @@ async function main(): Promise<void> {
   const rows = Number(arg('rows') ?? DEFAULT_ROWS);
   const kind = arg('child');
   if (kind === 'sqlite' || kind === 'postgres') {
-    keyOrder = arg('order') === 'unordered' ? 'unordered' : 'ordered';
-    process.stdout.write(`${JSON.stringify(await child(kind, rows))}\n`);
+    const order: KeyOrder = arg('order') === 'unordered' ? 'unordered' : 'ordered';
+    process.stdout.write(`${JSON.stringify(await child(kind, order, rows))}\n`);
     return;
   }
   const stores = (arg('stores') ?? 'sqlite,postgres').split(',') as StoreKind[];

@@ -387,7 +387,7 @@ function prepareAll(db: Database.Database) {
     // IN lists); run_pages last: a run that still has pages still has staging rows
     dropStaging: [
       // at once: ~0.3 s per million keys, a third of what steps of it cost
-      s('DELETE FROM run_seen WHERE run_no = @runNo AND @limit > 0'),
+      s('DELETE FROM run_seen WHERE run_no = @runNo'),
       s(
         `DELETE FROM run_payloads WHERE run_no = @runNo
            AND id < (SELECT min(id) FROM run_payloads WHERE run_no = @runNo) + @limit`,
