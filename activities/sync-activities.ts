@@ -24,6 +24,7 @@ import type {
 import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
 import { classified } from '../src/temporal/failures';
 import { mappingIdentity } from '../src/amplitude/mapping';
+import { loadFingerprintHash } from '../src/diff/canonical';
 import {
   checkDiffKey,
   MAX_EXCLUDED_KEYS,
@@ -215,6 +216,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
     async extractAndDiff(input: ExtractAndDiffInput): Promise<ExtractAndDiffResult> {
       return classified(async () => {
         const { sync, runId } = input;
+        await loadFingerprintHash();
         const source = deps.sourceFor(sync.source);
         const saved = await deps.state.getExtractCursor(sync.id, runId);
         let position: SourcePosition;

@@ -18,7 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
-import { canonicalJson, fingerprintHash } from '../src/diff/canonical';
+import { canonicalJson, fingerprintHash, loadFingerprintHash } from '../src/diff/canonical';
 import { PostgresStateStore } from '../src/state/postgres';
 import { SqliteStateStore } from '../src/state/sqlite';
 import type { StateStore } from '../src/state/types';
@@ -156,6 +156,7 @@ function makePage(
 
 async function child(kind: StoreKind, keyOrder: KeyOrder, rows: number): Promise<StoreResult> {
   const syncId = 'bench_users';
+  await loadFingerprintHash();
   const loadBefore = Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
   let store: StateStore;
   let version: string;

@@ -20,6 +20,7 @@ import { packBatches, requestBody } from '../../src/amplitude/batches';
 import { createAmplitudeSender, DEFAULT_CONNECTIONS, DEFAULT_GZIP_LEVEL } from '../../src/amplitude/client';
 import { endpointUrl } from '../../src/amplitude/endpoints';
 import { compileMapper } from '../../src/amplitude/mapping';
+import { loadFingerprintHash } from '../../src/diff/canonical';
 import type { RowMapper, StagedRow } from '../../src/sync/types';
 import { benchRow, type BenchModel, type BenchModelKind } from './generated-source';
 import { BENCH_API_KEY } from './amplitude-process';
@@ -210,6 +211,7 @@ async function main(): Promise<void> {
   const url = values.url ?? '';
   const rows = Number(values.rows);
   const kind = kindOf(side);
+  await loadFingerprintHash();
   const prepareStart = performance.now();
   const bodies = side.startsWith('raw-') ? await prebuiltBodies(kind, url, rows) : [];
   const mapped = side.startsWith('ampsync-send-') ? [...slices(kind, rows, mapperFor(kind, url))] : [];

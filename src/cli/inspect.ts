@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
 import { compileMapper } from '../amplitude/mapping';
 import { apiForSync, endpointUrl } from '../amplitude/endpoints';
+import { loadFingerprintHash } from '../diff/canonical';
 import { resolveSecret } from '../config/load';
 import type { SyncConfig } from '../config/schema';
 import { BigQuerySource } from '../sources/bigquery/source';
@@ -109,6 +110,7 @@ export async function previewSync(sync: SyncConfig, options: PreviewOptions): Pr
     await store.migrate();
     const source = new BigQuerySource(sync.source);
     const opened = await source.open(sync.model);
+    await loadFingerprintHash();
     const mapper = compileMapper(sync, { schema: opened.schema });
     await store.beginRun({ syncId: sync.id, runId, mode: diffModeOf(sync.object), chunkSize: sync.options.chunkSize });
     let position = opened.position;

@@ -1,8 +1,9 @@
 /**
  * Canonical JSON: object keys sorted, -0 as 0, no undefined. Equal values give the same text whatever their key
- * order, so it is what row fingerprints hash (fingerprintText), and what a sync's mapping is identified by.
+ * order, so it is what a sync's mapping is identified by; fingerprintText encodes a row's values for its fingerprint.
  */
 import * as crypto from 'node:crypto';
+import xxhashWasm, { type XXHashAPI } from 'xxhash-wasm';
 
 /** A value that cannot be expressed in JSON (NaN, ±Infinity, bigint, a function...). */
 export class NonJsonValueError extends Error {
@@ -26,18 +27,26 @@ export function canonicalJson(value: unknown, path = '$'): string {
 }
 
 /**
- * The canonical text of a list of values, for fingerprints: canonicalJson, but total — a value JSON cannot carry
- * (NaN, ±Infinity, a bigint...) is written as a tagged string instead of throwing, so the row still gets a stable
- * fingerprint of its own (its mapping then rejects it). Lists of plain scalars, the common case, take a fast path.
+ * The fingerprint text of a list of values: an injective encoding, cheaper than JSON (a fingerprint is computed
+ * for every row of every run). A string is its length and text (`s5:hello`), a finite number its shortest text
+ * (`n1.5;`, -0 as 0), a boolean `t`/`f`, null `z`; anything else (NaN, ±Infinity, a bigint, a Date, an object or
+ * array) its canonical JSON, lenient (a value JSON cannot carry is written as a tagged string, so the row still gets
+ * a stable fingerprint of its own and its mapping rejects it), length-prefixed (`j7:[1,"a"]`). Distinct lists give
+ * distinct texts: every value says where it ends.
  */
 export function fingerprintText(values: readonly unknown[]): string {
+  let out = '';
   for (const v of values) {
-    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
-    if (typeof v === 'number' && Number.isFinite(v)) continue;
-    return canonical(values, '$', true);
+    if (typeof v === 'string') out += 's' + v.length + ':' + v;
+    else if (v === null) out += 'z';
+    else if (typeof v === 'number' && Number.isFinite(v)) out += 'n' + (v === 0 ? '0' : String(v)) + ';';
+    else if (typeof v === 'boolean') out += v ? 't' : 'f';
+    else {
+      const json = canonical(v, '$', true);
+      out += 'j' + json.length + ':' + json;
+    }
   }
-  // for finite numbers, strings, booleans and null JSON.stringify writes exactly what canonicalJson does (-0 as 0)
-  return JSON.stringify(values);
+  return out;
 }
 
 /** A value JSON cannot carry: an error, or (lenient) a tagged string. */
@@ -99,16 +108,28 @@ export function hashText(text: string): string {
   return sha256Hex(text).slice(0, 32);
 }
 
-const sha256Base64: (text: string) => string =
-  typeof crypto.hash === 'function'
-    ? (text) => crypto.hash('sha256', text, 'base64')
-    : (text) => crypto.createHash('sha256').update(text).digest('base64');
+let xxhash: XXHashAPI | undefined;
+let loading: Promise<void> | undefined;
 
 /**
- * A row fingerprint's hash: the first 96 bits of SHA-256 as 16 base64 characters. A changed row keeps its old
- * fingerprint with odds of 2^-96; the short text keeps the state store's key → fingerprint rows small, which is
- * what a diff of millions of unchanged rows spends its time reading.
+ * Loads the fingerprint hash (xxHash64 in WebAssembly: compiled asynchronously, once per process). Every entry
+ * point that fingerprints rows awaits it first: the activities, the CLI's preview, the benchmark, the tests.
+ */
+export function loadFingerprintHash(): Promise<void> {
+  loading ??= xxhashWasm().then((api) => {
+    xxhash = api;
+  });
+  return loading;
+}
+
+/**
+ * A row fingerprint's hash: xxHash64 of the text as 16 hex digits (as FARM_FINGERPRINT is to the warehouse-side
+ * diff). A changed row keeps its old fingerprint with odds of 2^-64; hashing a row costs a fifth of SHA-256 through
+ * node:crypto, and it is done for every row of a model on every run. Needs loadFingerprintHash() first.
  */
 export function fingerprintHash(text: string): string {
-  return sha256Base64(text).slice(0, 16);
+  if (xxhash === undefined) {
+    throw new Error('row fingerprints need the xxHash module: await loadFingerprintHash() before mapping rows');
+  }
+  return xxhash.h64ToString(text);
 }
