@@ -658,6 +658,29 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
       expect(await store.countSynced(syncId)).toBe(3);
     });
 
+    it('counts each delivered position once, recorded in pieces, out of order, twice or around gaps', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      await extract(syncId, runId, [{ rows: keys(10).map((k) => user(k)) }], { chunkSize: 10 });
+      const rows = await store.readChunk(syncId, runId, 0);
+      const at = (...positions: number[]): RowOutcome[] =>
+        positions.map((pos) => ({ key: (rows[pos] as StagedRow).key, status: 'delivered', pos }));
+      await store.recordOutcomes(syncId, runId, at(5, 3, 4));
+      await store.recordOutcomes(syncId, runId, at(0, 1, 4, 5, 6, 6, 9));
+      await store.recordOutcomes(syncId, runId, at(3));
+      expect((await store.readChunk(syncId, runId, 0)).map((r) => r.pos)).toEqual([2, 7, 8]);
+      expect(await store.commitChunk(syncId, runId, 0)).toEqual({ delivered: 7, rejected: 0, deferred: 0, pending: 3 });
+      await store.recordOutcomes(syncId, runId, at(8, 2, 7, 9));
+      expect(await store.readChunk(syncId, runId, 0)).toEqual([]);
+      expect(await store.commitChunk(syncId, runId, 0)).toEqual({
+        delivered: 10,
+        rejected: 0,
+        deferred: 0,
+        pending: 0,
+      });
+      expect(await store.countSynced(syncId)).toBe(10);
+    });
+
     it('refuses outcomes for keys the run did not stage, applying none of them', async () => {
       const syncId = newSync();
       const runId = newRun();
@@ -733,14 +756,16 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
       const runId = newRun();
       const odd = ['tab\there', 'line\nbreak', 'back\\slash', 'quote"s', 'ünïcødé 用户 🚀', 'cr\rlf', '\\N'];
       const rows = odd.map((k) => mapped(k, { note: `${k}\t\\N\n` }));
+      // a payload that is not JSON text, with a raw control character JSON would have escaped
+      rows.push({ key: 'raw', hash: 'h-raw', payload: 'not JSON: \u001e\u001f end' });
       const { finished } = await extract(syncId, runId, [{ rows }], { chunkSize: 100 });
-      expect(finished.counts.new).toBe(odd.length);
+      expect(finished.counts.new).toBe(rows.length);
       expect(await store.readChunk(syncId, runId, 0)).toEqual(rows.map((row, pos) => ({ ...row, pos })));
       await store.recordOutcomes(syncId, runId, rows.map(delivered));
       await store.commitChunk(syncId, runId, 0);
       await store.finishRun(syncId, runId, 'succeeded', emptyCounts());
       const again = await fullRun(syncId, [{ rows }]);
-      expect(again.finished.counts).toMatchObject({ unchanged: odd.length, new: 0 });
+      expect(again.finished.counts).toMatchObject({ unchanged: rows.length, new: 0 });
     });
 
     it('names the run in errors for a run never begun', async () => {

@@ -103,7 +103,7 @@ describe('SqliteStateStore', () => {
     });
     await store.close();
     const upgraded = new Database(v1File, { readonly: true });
-    expect(upgraded.pragma('user_version', { simple: true })).toBe(5);
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(6);
     upgraded.close();
 
     const newer = new Database(v1File);
@@ -112,8 +112,55 @@ describe('SqliteStateStore', () => {
     const refusing = new SqliteStateStore({ file: v1File });
     const attempt = refusing.migrate();
     await expect(attempt).rejects.toThrow(StateConflictError);
-    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 5/);
+    await expect(attempt).rejects.toThrow(/schema version 99, newer than this ampsync's 6/);
     await refusing.close();
+  });
+
+  it('upgrades a version 5 file: a run in flight keeps the positions it delivered, as ranges', async () => {
+    const v5File = path.join(dir, 'v5.db');
+    const store = new SqliteStateStore({ file: v5File });
+    await store.migrate();
+    await store.beginRun({ syncId: 'users', runId: 'r1', mode: 'upsert', chunkSize: 10 });
+    await store.stagePage({
+      syncId: 'users',
+      runId: 'r1',
+      rows: ['u0', 'u1', 'u2', 'u3'].map((key) => ({ key, hash: `h-${key}`, payload: `{"user_id":"${key}"}` })),
+      rejected: [],
+      cursor: { jobId: 'j', pageToken: null, page: 1, rowsRead: 4 },
+    });
+    await store.finishExtract('users', 'r1');
+    await store.close();
+    // what a version 5 worker left: one run_delivered row per delivered position
+    const raw = new Database(v5File);
+    raw.exec(`
+      DROP TABLE run_delivered;
+      CREATE TABLE run_delivered (run_no INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY (run_no, pos)) WITHOUT ROWID;
+      INSERT INTO run_delivered (run_no, pos) VALUES (1, 0), (1, 2);
+    `);
+    raw.pragma('user_version = 5');
+    raw.close();
+
+    const upgraded = new SqliteStateStore({ file: v5File });
+    await upgraded.migrate();
+    expect((await upgraded.readChunk('users', 'r1', 0)).map((r) => r.key)).toEqual(['u1', 'u3']);
+    expect(await upgraded.commitChunk('users', 'r1', 0)).toEqual({
+      delivered: 2,
+      rejected: 0,
+      deferred: 0,
+      pending: 2,
+    });
+    await upgraded.recordOutcomes('users', 'r1', [
+      { key: 'u1', status: 'delivered', pos: 1 },
+      { key: 'u3', status: 'delivered', pos: 3 },
+    ]);
+    expect(await upgraded.commitChunk('users', 'r1', 0)).toEqual({
+      delivered: 4,
+      rejected: 0,
+      deferred: 0,
+      pending: 0,
+    });
+    expect(await upgraded.countSynced('users')).toBe(4);
+    await upgraded.close();
   });
 
   it("drops a finished run's staging in steps, the event loop free between them, and finishes a drop cut short", async () => {
