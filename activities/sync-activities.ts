@@ -249,39 +249,54 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         }
         const unchangedElsewhere = position.unchangedElsewhere ?? 0;
         const sendOnce = diffModeOf(sync.object) === 'send-once';
-        // the next page is fetched while this one is mapped and staged (a BigQuery page is a network round trip)
+        // the next page is fetched while this one is mapped and staged (a BigQuery page is a network round trip),
+        // and a page is fingerprinted while the one before it is staged (the store's reads run off this thread)
         let reading = isExhausted(position) ? undefined : prefetch(source, position, pageSize);
-        while (reading !== undefined) {
-          const page = await reading;
-          reading = isExhausted(page.next) ? undefined : prefetch(source, page.next, pageSize);
-          // every row is fingerprinted (send-once: keyed only, the diff compares keys); only the rows the store
-          // stages (new or changed) are mapped, by `build`
-          const rows: DiffRow[] = [];
-          const sourceRows: SourceRow[] = [];
-          const rejected: RowRejection[] = [];
-          for (const row of page.rows) {
-            const fingerprint = sendOnce ? mapper.identify(row) : mapper.fingerprint(row);
-            if (!fingerprint.ok) {
-              rejected.push({ key: fingerprint.key, reason: fingerprint.reason, stage: fingerprint.stage });
-              continue;
+        let staging: Promise<void> | undefined;
+        try {
+          while (reading !== undefined) {
+            const page = await reading;
+            reading = isExhausted(page.next) ? undefined : prefetch(source, page.next, pageSize);
+            // every row is fingerprinted (send-once: keyed only, the diff compares keys); only the rows the store
+            // stages (new or changed) are mapped, by `build`
+            const rows: DiffRow[] = [];
+            const sourceRows: SourceRow[] = [];
+            const rejected: RowRejection[] = [];
+            for (const row of page.rows) {
+              const fingerprint = sendOnce ? mapper.identify(row) : mapper.fingerprint(row);
+              if (!fingerprint.ok) {
+                rejected.push({ key: fingerprint.key, reason: fingerprint.reason, stage: fingerprint.stage });
+                continue;
+              }
+              rows.push(fingerprint);
+              sourceRows.push(row);
             }
-            rows.push({ key: fingerprint.key, hash: fingerprint.hash });
-            sourceRows.push(row);
+            const build = (index: number): BuiltPayload =>
+              mapper.build(sourceRows[index] as SourceRow, sendOnce ? undefined : (rows[index] as DiffRow).hash);
+            // pages are staged one at a time, in order
+            await staging;
+            staging = deps.state
+              .stagePage({
+                syncId: sync.id,
+                runId,
+                rows,
+                rejected,
+                build,
+                cursor: page.next,
+                keyOrdered: page.next.keyOrdered === true,
+              })
+              .then(() => {
+                activityContext()?.heartbeat({ page: page.next.page, rowsRead: page.next.rowsRead });
+              });
+            // a failed stage is thrown where it is awaited, not reported as unhandled before
+            staging.catch(() => undefined);
+            // mapping is synchronous: let timers, heartbeats and workflow tasks through between pages
+            await setImmediate();
           }
-          const build = (index: number): BuiltPayload =>
-            mapper.build(sourceRows[index] as SourceRow, sendOnce ? undefined : (rows[index] as DiffRow).hash);
-          await deps.state.stagePage({
-            syncId: sync.id,
-            runId,
-            rows,
-            rejected,
-            build,
-            cursor: page.next,
-            keyOrdered: page.next.keyOrdered === true,
-          });
-          activityContext()?.heartbeat({ page: page.next.page, rowsRead: page.next.rowsRead });
-          // mapping and staging are synchronous: let timers, heartbeats and workflow tasks through between pages
-          await setImmediate();
+          await staging;
+        } finally {
+          // a failed page or stage leaves no read or stage running on its own
+          await Promise.allSettled([reading, staging]);
         }
         const finished = await deps.state.finishExtract(sync.id, runId);
         return {

@@ -53,6 +53,10 @@ export class MissingPayloadError extends Error {
 
 /** The page's distinct keys: mapped rows first, in model order, then keys only rejected rows carry. */
 export function summarizePage(rows: readonly DiffRow[], rejected: readonly RowRejection[]): PageEntry[] {
+  if (rejected.length === 0 && strictlyAscending(rows)) {
+    // the usual page of a model read in key order: every key once, no map needed to find repeats
+    return rows.map((row, index) => ({ key: row.key, seen: 1, valid: 1, row, index }));
+  }
   const byKey = new Map<string, PageEntry>();
   for (let index = 0; index < rows.length; index++) {
     const row = rows[index] as DiffRow;
@@ -70,6 +74,12 @@ export function summarizePage(rows: readonly DiffRow[], rejected: readonly RowRe
     else entry.seen += 1;
   }
   return [...byKey.values()];
+}
+
+/** Whether each row's key comes after the one before it (in JS order: then no key repeats). */
+function strictlyAscending(rows: readonly DiffRow[]): boolean {
+  for (let i = 1; i < rows.length; i++) if ((rows[i - 1] as DiffRow).key >= (rows[i] as DiffRow).key) return false;
+  return true;
 }
 
 /** UTF-16 surrogates: a key with one is left out of key-order checks (JS and the databases order it differently). */

@@ -1,9 +1,11 @@
 /**
- * The embedded state store: one SQLite file (WAL mode), one connection per process. better-sqlite3 is
- * synchronous, so each call is one short transaction on prepared statements. A page is diffed by one statement
- * (its keys as json_each, probing `synced` in key order) that appends its new and changed keys to `run_seen`; its
- * unchanged keys (most of them) are kept as one JSON array in `run_pages`. finishExtract groups both by key once,
- * to find duplicates and count gone keys; rows to send go to `run_rows` in staging order.
+ * The embedded state store: one SQLite file (WAL mode), written by one connection per process. better-sqlite3 is
+ * synchronous, so each write is one short transaction on prepared statements. The long reads run on a second,
+ * query-only connection on a thread of its own (SqliteReader), so the worker's event loop goes on meanwhile: a
+ * page is diffed there by one statement (its keys as json_each, probing `synced` in key order), and the main
+ * connection then appends its new and changed keys to `run_seen` and keeps its unchanged keys (most of them) as
+ * one JSON array in `run_pages`; a chunk's staged rows are read there too. finishExtract groups the keys by key
+ * once, to find duplicates and count gone keys; rows to send go to `run_rows` in staging order.
  *
  *   const state = new SqliteStateStore({ file: '.ampsync/state.db' });
  *   await state.migrate();
@@ -33,7 +35,7 @@ import {
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, StateConflictError, classifyDatabaseError } from './errors';
 import { isStageable, pageOrder, pageTally, positionPage, summarizePage } from './page-plan';
-import type { PageEntry } from './page-plan';
+import { SqliteReader, type ReadStep } from './sqlite-reader';
 import type {
   BeginRunInput,
   CommitChunkResult,
@@ -272,6 +274,51 @@ const findDuplicatesSql = (runKeys: string): string => `
 /** The sync number of a sync id (NULL for a sync never begun: nothing synced). */
 const SYNC_NO = (param: string): string => `(SELECT sync_no FROM sync_ids WHERE sync_id = ${param})`;
 
+/**
+ * Inserts or updates the synced keys of a range of positions (@from ≤ p < @to) delivered, by position
+ * (run_delivered) or by key in the row's status (as a version 2 file did); idempotent: a chunk committed again
+ * rewrites nothing. `order` sorts the rows by key, so the B-tree of synced keys is written in order.
+ */
+function commitDeliveredSql(order: 'ORDER BY key' | ''): string {
+  return `INSERT INTO synced (sync_no, key, hash)
+    SELECT ${SYNC_NO('@syncId')}, key, hash FROM (
+      SELECT r.key, r.hash FROM (SELECT pos, upto FROM ${DELIVERED_OVERLAPPING}) AS d
+        CROSS JOIN run_rows AS r ON r.run_no = @runNo AND r.pos >= max(d.pos, @from) AND r.pos < min(d.upto, @to)
+      UNION ALL
+      SELECT key, hash FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to AND status = 'delivered'
+    ) WHERE true ${order}
+    ON CONFLICT (sync_no, key) DO UPDATE SET hash = excluded.hash WHERE hash IS NOT excluded.hash`;
+}
+
+/** The ranges of delivered positions overlapping from ≤ p < to, in order. */
+const DELIVERED_IN = `SELECT pos, upto FROM ${DELIVERED_OVERLAPPING} ORDER BY pos`;
+
+/**
+ * What the reader thread runs (see SqliteReader): the long reads, which would otherwise hold the worker's event
+ * loop. Each reads only what the main connection committed before it was asked.
+ */
+const READER_QUERIES = {
+  // the diff of one page: of its stageable keys (a JSON object of key → fingerprint, in key order), those never
+  // delivered, those delivered with another fingerprint (upserts only) and the rest, probing `synced` in key
+  // order; three JSON arrays
+  probe: `SELECT json_group_array(key) FILTER (WHERE state = 0) AS fresh,
+                 json_group_array(key) FILTER (WHERE state = 1) AS changed,
+                 json_group_array(key) FILTER (WHERE state = 2) AS unchanged
+          FROM (SELECT j.key, CASE WHEN s.key IS NULL THEN 0 WHEN @upsert AND s.hash IS NOT j.value THEN 1 ELSE 2 END
+                       AS state
+                FROM json_each(@keys) AS j
+                LEFT JOIN synced AS s ON s.sync_no = ${SYNC_NO('@syncId')} AND s.key = j.key)`,
+  // a chunk's rows without a status; those delivered by position are left out by readChunk (`deliveredIn`).
+  // Four columns of 10,000 rows as three JSON arrays and one text cost half what 10,000 row objects do
+  readChunk: `SELECT count(*) AS n, json_group_array(key) AS keys, json_group_array(hash) AS hashes,
+                     json_group_array(pos) AS positions, group_concat(payload, char(30)) AS payloads
+              FROM (SELECT r.key, r.hash, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
+                    WHERE r.run_no = @runNo AND r.pos >= @from AND r.pos < @to AND r.status IS NULL ORDER BY r.pos)`,
+  deliveredIn: DELIVERED_IN,
+};
+/** The reader's page cache: it reads `synced` by key range and a chunk's rows, each once per run. */
+const READER_CACHE_KIB = 8 * 1024;
+
 interface RunRow {
   run_no: number;
   sync_id: string;
@@ -316,11 +363,10 @@ function prepareAll(db: Database.Database) {
     insertPage: s('INSERT INTO run_pages (run_no, page, result, unchanged) VALUES (?, ?, ?, ?)'),
 
     // the diff of a page's stageable keys ({"key": "hash"}, in key order): the keys to stage (new or changed)
-    seeKeys: s(
+    // the keys the reader's probe found new (@wasSynced 0) or changed (1), as a JSON array in key order
+    seeStaged: s(
       `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
-       SELECT @runNo, @page, j.key, 1, 1, s.key IS NOT NULL, 1
-       FROM json_each(@keys) AS j LEFT JOIN synced AS s ON s.sync_no = ${SYNC_NO('@syncId')} AND s.key = j.key
-       WHERE s.key IS NULL OR (@upsert AND s.hash IS NOT j.value)`,
+       SELECT @runNo, @page, value, 1, 1, @wasSynced, 1 FROM json_each(@keys)`,
     ),
     // a key twice on the page, or only on rejected rows: seen, never staged
     seeKey: s(
@@ -328,7 +374,6 @@ function prepareAll(db: Database.Database) {
        VALUES (@runNo, @page, @key, @seen, @valid,
                EXISTS (SELECT 1 FROM synced WHERE sync_no = ${SYNC_NO('@syncId')} AND key = @key), 0)`,
     ),
-    stagedOfPage: s('SELECT key, was_synced FROM run_seen WHERE run_no = ? AND page = ? AND staged = 1'),
     // a staged key whose payload could not be built: rejected, like a row that failed mapping
     unseeStaged: s('UPDATE run_seen SET valid = 0, staged = 0 WHERE run_no = ? AND page = ? AND key = ?'),
     // a key staged on an earlier page too is a duplicate: finishExtract removes it
@@ -358,19 +403,11 @@ function prepareAll(db: Database.Database) {
        FROM (SELECT id, row_number() OVER (ORDER BY pos) - 1 AS rn FROM run_rows WHERE run_no = ?) AS r
        WHERE run_rows.id = r.id AND run_rows.pos <> r.rn`,
     ),
-    // rows without a status; those delivered by position are left out by readChunk (`deliveredIn`). Four
-    // columns of 10,000 rows as three JSON arrays and one text cost half what 10,000 row objects do
-    readChunk: s(
-      `SELECT count(*) AS n, json_group_array(key) AS keys, json_group_array(hash) AS hashes,
-              json_group_array(pos) AS positions, group_concat(payload, char(30)) AS payloads
-       FROM (SELECT r.key, r.hash, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
-             WHERE r.run_no = ? AND r.pos >= ? AND r.pos < ? AND r.status IS NULL ORDER BY r.pos)`,
-    ),
     readChunkRows: s(
       `SELECT r.key, r.hash, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
        WHERE r.run_no = ? AND r.pos >= ? AND r.pos < ? AND r.status IS NULL ORDER BY r.pos`,
     ),
-    deliveredIn: s(`SELECT pos, upto FROM ${DELIVERED_OVERLAPPING} ORDER BY pos`),
+    deliveredIn: s(DELIVERED_IN),
     recordDeliveredRange: s('INSERT INTO run_delivered (run_no, pos, upto) VALUES (?, ?, ?)'),
     recordOutcome: s('UPDATE run_rows SET status = @status, reason = @reason WHERE run_no = @runNo AND key = @key'),
     recordDelivered: s(
@@ -381,18 +418,9 @@ function prepareAll(db: Database.Database) {
       `SELECT DISTINCT j.value FROM json_each(@keys) AS j
        WHERE NOT EXISTS (SELECT 1 FROM run_rows WHERE run_no = @runNo AND key = j.value)`,
     ),
-    // idempotent: a chunk committed again rewrites nothing. Delivered: recorded by position (run_delivered), or by
-    // key in the row's status (as a version 2 file did)
-    commitDelivered: s(
-      `INSERT INTO synced (sync_no, key, hash)
-       SELECT ${SYNC_NO('@syncId')}, key, hash FROM (
-         SELECT r.key, r.hash FROM (SELECT pos, upto FROM ${DELIVERED_OVERLAPPING}) AS d
-           CROSS JOIN run_rows AS r ON r.run_no = @runNo AND r.pos >= max(d.pos, @from) AND r.pos < min(d.upto, @to)
-         UNION ALL
-         SELECT key, hash FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to AND status = 'delivered'
-       ) ORDER BY key
-       ON CONFLICT (sync_no, key) DO UPDATE SET hash = excluded.hash WHERE hash IS NOT excluded.hash`,
-    ),
+    commitDelivered: s(commitDeliveredSql('ORDER BY key')),
+    // a run staged in key order has its positions in key order already: no sort (a fifth of a commit's time)
+    commitDeliveredInOrder: s(commitDeliveredSql('')),
     commitRejected: s(
       `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
        SELECT ?, ?, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', ? FROM run_rows
@@ -462,6 +490,15 @@ function prepareAll(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareAll>;
 
+/** A page's stageable keys by what the diff found, each a JSON array (`READER_QUERIES.probe`). */
+interface ProbeResult {
+  fresh: string;
+  changed: string;
+  unchanged: string;
+}
+
+const NOTHING_PROBED: ProbeResult = { fresh: '[]', changed: '[]', unchanged: '[]' };
+
 interface ChunkColumns {
   n: number;
   keys: string;
@@ -470,9 +507,11 @@ interface ChunkColumns {
   payloads: string | null;
 }
 
-/** The rows without a status of positions from ≤ p < to, in position order (readChunk's one query, as columns). */
-function chunkRows(s: Statements, runNo: number, from: number, to: number): StagedRow[] {
-  const columns = s.readChunk.get(runNo, from, to) as ChunkColumns;
+/**
+ * The rows of readChunk's query (its columns) as row objects, or undefined when a payload holds the separator
+ * (the caller then reads the chunk row by row).
+ */
+function chunkRows(columns: ChunkColumns): StagedRow[] | undefined {
   if (columns.n === 0) return [];
   const keys = JSON.parse(columns.keys) as string[];
   const hashes = JSON.parse(columns.hashes) as string[];
@@ -480,7 +519,7 @@ function chunkRows(s: Statements, runNo: number, from: number, to: number): Stag
   // a payload is JSON text, which never holds a raw U+001E (JSON escapes control characters); one that does is
   // read row by row
   const payloads = (columns.payloads ?? '').split('\u001e');
-  if (payloads.length !== columns.n) return s.readChunkRows.all(runNo, from, to) as StagedRow[];
+  if (payloads.length !== columns.n) return undefined;
   const rows = new Array<StagedRow>(columns.n);
   for (let i = 0; i < columns.n; i++) {
     rows[i] = {
@@ -528,26 +567,6 @@ function recordDeliveredRanges(s: Statements, runNo: number, positions: number[]
   flush();
 }
 
-/**
- * `{"key":"hash",...}` of the stageable entries, for json_each, in key order: probing the synced B-tree in order
- * is twice as fast as at random, and the native sort of the quoted pairs is cheaper than SQLite's.
- */
-function keysWithHashes(entries: readonly PageEntry[]): string {
-  const pairs: string[] = [];
-  for (const e of entries) if (isStageable(e)) pairs.push(`${jsonString(e.key)}:${jsonString(e.row.hash)}`);
-  pairs.sort();
-  return `{${pairs.join(',')}}`;
-}
-
-/** Characters a JSON string must escape, and lone surrogates (which UTF-8 cannot carry): those take JSON.stringify. */
-// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/** `JSON.stringify(text)`, skipped for the usual key or hash that needs no escaping (this runs per row). */
-function jsonString(text: string): string {
-  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
-}
-
 function toRecord(row: RunRow): RunRecord {
   return {
     syncId: row.sync_id,
@@ -569,6 +588,7 @@ export class SqliteStateStore implements StateStore {
   private readonly now: () => Date;
   private prepared: Statements | undefined;
   private readonly dropBatchRows: number;
+  private readonly reader: SqliteReader;
 
   constructor(options: SqliteStateStoreOptions) {
     this.file = path.resolve(options.file);
@@ -585,6 +605,12 @@ export class SqliteStateStore implements StateStore {
       db.pragma('synchronous = NORMAL');
       db.pragma(`cache_size = -${CACHE_SIZE_KIB}`);
       return db;
+    });
+    this.reader = new SqliteReader({
+      file: this.file,
+      busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      cacheKib: READER_CACHE_KIB,
+      queries: READER_QUERIES,
     });
   }
 
@@ -614,7 +640,8 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.reader.close();
     return this.attempt('close', () => {
       if (this.db.open) this.db.close();
     });
@@ -669,26 +696,53 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
-  stagePage(input: StagePageInput): Promise<StagePageResult> {
+  async stagePage(input: StagePageInput): Promise<StagePageResult> {
     const { syncId, runId, cursor } = input;
-    return this.write(`stage page ${cursor.page} of ${runLabel(syncId, runId)}`, (s) => {
+    const operation = `stage page ${cursor.page} of ${runLabel(syncId, runId)}`;
+    const mode = await this.read(operation, (s) => this.requireRun(s, syncId, runId).mode);
+    const entries = summarizePage(input.rows, input.rejected);
+    // the page's stageable keys probed against `synced` on the reader thread (the event loop goes on meanwhile):
+    // those new or changed are staged; `synced` changes only when this sync's chunks are committed, after
+    // extraction
+    const keys: string[] = [];
+    const hashes: string[] = [];
+    for (const e of entries) {
+      if (!isStageable(e)) continue;
+      keys.push(e.key);
+      hashes.push(e.row.hash);
+    }
+    const probe =
+      keys.length === 0
+        ? NOTHING_PROBED
+        : ((
+            await this.readAside(operation, [
+              {
+                query: 'probe',
+                params: { syncId, upsert: mode === 'upsert' ? 1 : 0 },
+                object: { param: 'keys', keys, values: hashes },
+                mode: 'get',
+              },
+            ])
+          )[0] as ProbeResult);
+    return this.write(operation, (s) => {
       const run = this.requireRun(s, syncId, runId);
       // a page staged before (an activity retried after the commit) is not staged twice
       const replayed = s.pageResult.get(run.run_no, cursor.page) as { result: string } | undefined;
       if (replayed !== undefined) return JSON.parse(replayed.result) as StagePageResult;
       checkStageable({ status: run.status, extracted: run.extract_result !== null }, syncId, runId);
 
-      const entries = summarizePage(input.rows, input.rejected);
       const page = { runNo: run.run_no, page: cursor.page, syncId };
-      s.seeKeys.run({ ...page, keys: keysWithHashes(entries), upsert: run.mode === 'upsert' ? 1 : 0 });
+      const staged = new Map<string, boolean>();
+      for (const [list, wasSynced] of [
+        [probe.fresh, false],
+        [probe.changed, true],
+      ] as const) {
+        if (list === '[]') continue;
+        s.seeStaged.run({ runNo: run.run_no, page: cursor.page, keys: list, wasSynced: wasSynced ? 1 : 0 });
+        for (const key of JSON.parse(list) as string[]) staged.set(key, wasSynced);
+      }
       for (const e of entries) {
         if (!isStageable(e)) s.seeKey.run({ ...page, key: e.key, seen: e.seen, valid: e.valid });
-      }
-      const staged = new Map<string, boolean>();
-      for (const [key, delivered] of s.stagedOfPage.raw().iterate(run.run_no, cursor.page) as Iterable<
-        [string, 0 | 1]
-      >) {
-        staged.set(key, delivered === 1);
       }
       const plan = positionPage(entries, staged, run.next_pos, input.build);
       for (const r of plan.rows) {
@@ -719,7 +773,8 @@ export class SqliteStateStore implements StateStore {
         order.ordered ? 1 : 0,
         run.run_no,
       );
-      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result), JSON.stringify(plan.unchanged));
+      // the unchanged keys as the probe listed them (the same keys as plan.unchanged)
+      s.insertPage.run(run.run_no, cursor.page, JSON.stringify(plan.result), probe.unchanged);
       return plan.result;
     });
   }
@@ -753,22 +808,29 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
-  readChunk(syncId: string, runId: string, chunk: number): Promise<StagedRow[]> {
-    return this.read(`read chunk ${chunk} of ${runLabel(syncId, runId)}`, (s) => {
-      const run = this.chunkableRun(s, syncId, runId, chunk);
-      const from = chunk * run.chunk_size;
-      const to = from + run.chunk_size;
-      const rows = chunkRows(s, run.run_no, from, to);
-      // a retried send: rows an earlier attempt delivered are left out (none, on a chunk's first read)
-      const delivered = s.deliveredIn.raw().all({ runNo: run.run_no, from, to }) as [number, number][];
-      if (delivered.length === 0) return rows;
-      let range = 0;
-      return rows.filter((r) => {
-        const pos = r.pos as number;
-        while (range < delivered.length && (delivered[range] as [number, number])[1] <= pos) range++;
-        const next = delivered[range];
-        return next === undefined || pos < next[0];
-      });
+  async readChunk(syncId: string, runId: string, chunk: number): Promise<StagedRow[]> {
+    const operation = `read chunk ${chunk} of ${runLabel(syncId, runId)}`;
+    const run = await this.read(operation, (s) => this.chunkableRun(s, syncId, runId, chunk));
+    const from = chunk * run.chunk_size;
+    const to = from + run.chunk_size;
+    const range = { runNo: run.run_no, from, to };
+    // read on the reader thread: the event loop sends other chunks' batches meanwhile
+    const [columns, deliveredRanges] = await this.readAside(operation, [
+      { query: 'readChunk', params: range, mode: 'get' },
+      { query: 'deliveredIn', params: range, mode: 'raw' },
+    ]);
+    const rows =
+      chunkRows(columns as ChunkColumns) ??
+      (await this.read(operation, (s) => s.readChunkRows.all(run.run_no, from, to) as StagedRow[]));
+    // a retried send: rows an earlier attempt delivered are left out (none, on a chunk's first read)
+    const delivered = deliveredRanges as [number, number][];
+    if (delivered.length === 0) return rows;
+    let next = 0;
+    return rows.filter((r) => {
+      const pos = r.pos as number;
+      while (next < delivered.length && (delivered[next] as [number, number])[1] <= pos) next++;
+      const covering = delivered[next];
+      return covering === undefined || pos < covering[0];
     });
   }
 
@@ -809,7 +871,7 @@ export class SqliteStateStore implements StateStore {
       const from = chunk * run.chunk_size;
       const to = from + run.chunk_size;
       const range = { syncId, runNo: run.run_no, from, to };
-      s.commitDelivered.run(range);
+      (run.key_ordered === 1 ? s.commitDeliveredInOrder : s.commitDelivered).run(range);
       s.commitRejected.run(syncId, runId, this.now().toISOString(), run.run_no, from, to);
       return s.chunkCounts.get(range) as CommitChunkResult;
     });
@@ -975,6 +1037,16 @@ export class SqliteStateStore implements StateStore {
   /** Runs `body` now and settles the promise with its result or its classified failure. */
   private attempt<T>(operation: string, body: () => T): Promise<T> {
     return new Promise((resolve) => resolve(this.guard(operation, body)));
+  }
+
+  /** Runs the steps in one read transaction on the reader thread, its failure classified. */
+  private async readAside(operation: string, steps: ReadStep[]): Promise<unknown[]> {
+    this.statements(); // migrated: the reader prepares its queries against the current schema
+    try {
+      return await this.reader.read(steps);
+    } catch (err) {
+      throw classifyDatabaseError(err, `SQLite (${this.file})`, operation);
+    }
   }
 
   private read<T>(operation: string, body: (s: Statements) => T): Promise<T> {

@@ -35,6 +35,20 @@ describe('summarizePage', () => {
     expect(entries.map(isStageable)).toEqual([false, false, false]);
     expect(summarizePage([a], []).map(isStageable)).toEqual([true]);
   });
+
+  it('summarizes a page whose keys ascend (read in key order) as any other page, repeats included', () => {
+    const noKey = [{ key: null, reason: 'user_id is NULL', stage: 'diff' as const }];
+    // a rejection without a key changes no entry, and takes the general path
+    const general = (rows: MappedRow[]) => summarizePage(rows, noKey);
+    const ascending = ['a', 'b', 'c', 'd'].map((k) => row(k, 'x'));
+    expect(summarizePage(ascending, [])).toEqual(general(ascending));
+    expect(summarizePage(ascending, []).map(isStageable)).toEqual([true, true, true, true]);
+    const repeated = ['a', 'b', 'b', 'c'].map((k) => row(k, 'x'));
+    expect(summarizePage(repeated, [])).toEqual(general(repeated));
+    expect(summarizePage(repeated, []).map((e) => e.seen)).toEqual([1, 2, 1]);
+    const descending = ['b', 'a'].map((k) => row(k, 'x'));
+    expect(summarizePage(descending, [])).toEqual(general(descending));
+  });
 });
 
 describe('positionPage', () => {
