@@ -2,7 +2,7 @@
  * The I/O steps of a sync. Built by a factory with injected collaborators (source, sender, state store), so
  * tests pass real or fake implementations of the same interfaces.
  */
-import { activityContext } from '../src/temporal/activity-context';
+import { activityContext, heartbeater } from '../src/temporal/activity-context';
 import type { SourceConfig, SyncConfig } from '../src/config/schema';
 import type { StateStore } from '../src/state/types';
 import { defaultMaxListeners, setMaxListeners } from 'node:events';
@@ -317,6 +317,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         const batches = deps.packBatches(sync, rows);
         const sender = deps.senderFor(sync);
         const signal = activityContext()?.cancellationSignal;
+        const heartbeat = heartbeater();
         const result: Omit<SendChunkResult, 'committed'> = {
           chunk,
           attempted: rows.length,
@@ -355,12 +356,10 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
                 if (result.throttledIds.length < MAX_THROTTLED_IDS) result.throttledIds.push(o.key);
               }
             }
-            activityContext()?.heartbeat({
-              chunk,
-              batches: batches.length,
-              sent: result.requests,
-              delivered: result.delivered,
-            });
+            heartbeat(
+              { chunk, batches: batches.length, sent: result.requests, delivered: result.delivered },
+              result.requests === batches.length,
+            );
           }
         };
         const laneCount = Math.min(batches.length, MAX_BATCHES_IN_FLIGHT_PER_CHUNK);
