@@ -35,7 +35,7 @@ import {
 import type { SeenAggregates } from './describe';
 import { RunNotFoundError, StateConflictError, classifyDatabaseError } from './errors';
 import { isStageable, pageOrder, pageTally, positionPage, summarizePage } from './page-plan';
-import { SqliteReader, type ReadStep } from './sqlite-reader';
+import { SqliteThread, type ThreadStep } from './sqlite-thread';
 import type {
   BeginRunInput,
   CommitChunkResult,
@@ -290,6 +290,27 @@ function commitDeliveredSql(order: 'ORDER BY key' | ''): string {
     ON CONFLICT (sync_no, key) DO UPDATE SET hash = excluded.hash WHERE hash IS NOT excluded.hash`;
 }
 
+/** Files the rows Amplitude rejected of a range of positions (@from ≤ p < @to); idempotent. */
+const COMMIT_REJECTED = `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
+  SELECT @syncId, @runId, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', @at FROM run_rows
+  WHERE run_no = @runNo AND pos >= @from AND pos < @to AND status = 'rejected' ORDER BY pos
+  ON CONFLICT (sync_id, run_id, key) WHERE stage = 'amplitude' DO NOTHING`;
+
+/**
+ * The outcomes of a range of positions (@from ≤ p < @to). A row delivered by position keeps a NULL status: it
+ * counts as delivered, not pending. Statuses come from the settled rows' index, the range's size from the
+ * positions' index (neither reads a table row).
+ */
+const CHUNK_COUNTS = `SELECT delivered + byPosition AS delivered, rejected, deferred,
+         total - delivered - rejected - deferred - byPosition AS pending FROM (
+    SELECT
+      count(*) FILTER (WHERE status = 'delivered') AS delivered,
+      count(*) FILTER (WHERE status = 'rejected') AS rejected,
+      count(*) FILTER (WHERE status = 'deferred') AS deferred,
+      (SELECT count(*) FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to) AS total,
+      (SELECT coalesce(sum(min(upto, @to) - max(pos, @from)), 0) FROM ${DELIVERED_OVERLAPPING}) AS byPosition
+    FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to AND status IS NOT NULL)`;
+
 /** The ranges of delivered positions overlapping from ≤ p < to, in order. */
 const DELIVERED_IN = `SELECT pos, upto FROM ${DELIVERED_OVERLAPPING} ORDER BY pos`;
 
@@ -316,8 +337,26 @@ const READER_QUERIES = {
                     WHERE r.run_no = @runNo AND r.pos >= @from AND r.pos < @to AND r.status IS NULL ORDER BY r.pos)`,
   deliveredIn: DELIVERED_IN,
 };
+/**
+ * What the writer thread runs (see SqliteThread): the send stage's writes, which need no more than SQL. Each
+ * request is one write transaction; the main connection's writes wait for it, and it for them.
+ */
+const WRITER_QUERIES = {
+  // a batch delivered whole: its positions (@from ≤ p < @to) as one range, unless a recorded range overlaps it (a
+  // batch recorded before: recordDeliveredRanges then records what is new, on the main connection)
+  recordFreeRange: `INSERT INTO run_delivered (run_no, pos, upto)
+    SELECT @runNo, @from, @to WHERE NOT EXISTS (SELECT 1 FROM ${DELIVERED_OVERLAPPING})`,
+  commitDelivered: commitDeliveredSql('ORDER BY key'),
+  // a run staged in key order has its positions in key order already: no sort (a fifth of a commit's time)
+  commitDeliveredInOrder: commitDeliveredSql(''),
+  commitRejected: COMMIT_REJECTED,
+  chunkCounts: CHUNK_COUNTS,
+};
+
 /** The reader's page cache: it reads `synced` by key range and a chunk's rows, each once per run. */
 const READER_CACHE_KIB = 8 * 1024;
+/** The writer's page cache: it appends to `run_delivered` and `synced`, whose pages it writes are few at a time. */
+const WRITER_CACHE_KIB = 4 * 1024;
 
 interface RunRow {
   run_no: number;
@@ -419,27 +458,8 @@ function prepareAll(db: Database.Database) {
        WHERE NOT EXISTS (SELECT 1 FROM run_rows WHERE run_no = @runNo AND key = j.value)`,
     ),
     commitDelivered: s(commitDeliveredSql('ORDER BY key')),
-    // a run staged in key order has its positions in key order already: no sort (a fifth of a commit's time)
-    commitDeliveredInOrder: s(commitDeliveredSql('')),
-    commitRejected: s(
-      `INSERT INTO rejected (sync_id, run_id, key, reason, stage, at)
-       SELECT ?, ?, key, coalesce(reason, 'rejected by Amplitude'), 'amplitude', ? FROM run_rows
-       WHERE run_no = ? AND pos >= ? AND pos < ? AND status = 'rejected' ORDER BY pos
-       ON CONFLICT (sync_id, run_id, key) WHERE stage = 'amplitude' DO NOTHING`,
-    ),
-    // a row delivered by position keeps a NULL status: it counts as delivered, not pending. Statuses come from
-    // the settled rows' index, the chunk's size from the positions' index (neither reads a table row)
-    chunkCounts: s(
-      `SELECT delivered + byPosition AS delivered, rejected, deferred,
-              total - delivered - rejected - deferred - byPosition AS pending FROM (
-         SELECT
-           count(*) FILTER (WHERE status = 'delivered') AS delivered,
-           count(*) FILTER (WHERE status = 'rejected') AS rejected,
-           count(*) FILTER (WHERE status = 'deferred') AS deferred,
-           (SELECT count(*) FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to) AS total,
-           (SELECT coalesce(sum(min(upto, @to) - max(pos, @from)), 0) FROM ${DELIVERED_OVERLAPPING}) AS byPosition
-         FROM run_rows WHERE run_no = @runNo AND pos >= @from AND pos < @to AND status IS NOT NULL)`,
-    ),
+    commitRejected: s(COMMIT_REJECTED),
+    chunkCounts: s(CHUNK_COUNTS),
     // a run's staging rows, one range of at most @limit rows of one table at a time, by key ranges (cheaper than
     // IN lists); run_pages last: a run that still has pages still has staging rows
     dropStaging: [
@@ -533,6 +553,27 @@ function chunkRows(columns: ChunkColumns): StagedRow[] | undefined {
 }
 
 /**
+ * The positions of outcomes all delivered (each with its staging position, below `nextPos`) as ranges of
+ * consecutive positions, in order (a batch delivered whole is one); undefined if any outcome is of another kind.
+ */
+function deliveredRanges(outcomes: readonly RowOutcome[], nextPos: number): [number, number][] | undefined {
+  const positions = new Float64Array(outcomes.length);
+  for (let i = 0; i < outcomes.length; i++) {
+    const pos = deliveredPosition(outcomes[i] as RowOutcome, nextPos);
+    if (pos === undefined) return undefined;
+    positions[i] = pos;
+  }
+  positions.sort();
+  const ranges: [number, number][] = [];
+  for (const pos of positions) {
+    const last = ranges[ranges.length - 1];
+    if (last !== undefined && pos <= last[1]) last[1] = Math.max(last[1], pos + 1);
+    else ranges.push([pos, pos + 1]);
+  }
+  return ranges;
+}
+
+/**
  * Records delivered positions as ranges of consecutive positions (a batch delivered whole is one range), less
  * those already recorded: ranges never overlap, so a chunk's delivered count is the sum of their lengths.
  */
@@ -588,7 +629,9 @@ export class SqliteStateStore implements StateStore {
   private readonly now: () => Date;
   private prepared: Statements | undefined;
   private readonly dropBatchRows: number;
-  private readonly reader: SqliteReader;
+  /** The long reads' connection, and the send stage's writes' (see SqliteThread). */
+  private readonly reader: SqliteThread;
+  private readonly writer: SqliteThread;
 
   constructor(options: SqliteStateStoreOptions) {
     this.file = path.resolve(options.file);
@@ -606,11 +649,20 @@ export class SqliteStateStore implements StateStore {
       db.pragma(`cache_size = -${CACHE_SIZE_KIB}`);
       return db;
     });
-    this.reader = new SqliteReader({
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    this.reader = new SqliteThread({
       file: this.file,
-      busyTimeoutMs: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+      busyTimeoutMs,
       cacheKib: READER_CACHE_KIB,
+      writable: false,
       queries: READER_QUERIES,
+    });
+    this.writer = new SqliteThread({
+      file: this.file,
+      busyTimeoutMs,
+      cacheKib: WRITER_CACHE_KIB,
+      writable: true,
+      queries: WRITER_QUERIES,
     });
   }
 
@@ -641,7 +693,7 @@ export class SqliteStateStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await this.reader.close();
+    await Promise.all([this.reader.close(), this.writer.close()]);
     return this.attempt('close', () => {
       if (this.db.open) this.db.close();
     });
@@ -715,7 +767,7 @@ export class SqliteStateStore implements StateStore {
       keys.length === 0
         ? NOTHING_PROBED
         : ((
-            await this.readAside(operation, [
+            await this.aside(this.reader, operation, [
               {
                 query: 'probe',
                 params: { syncId, upsert: mode === 'upsert' ? 1 : 0 },
@@ -815,7 +867,7 @@ export class SqliteStateStore implements StateStore {
     const to = from + run.chunk_size;
     const range = { runNo: run.run_no, from, to };
     // read on the reader thread: the event loop sends other chunks' batches meanwhile
-    const [columns, deliveredRanges] = await this.readAside(operation, [
+    const [columns, deliveredRanges] = await this.aside(this.reader, operation, [
       { query: 'readChunk', params: range, mode: 'get' },
       { query: 'deliveredIn', params: range, mode: 'raw' },
     ]);
@@ -834,9 +886,26 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
-  recordOutcomes(syncId: string, runId: string, outcomes: RowOutcome[]): Promise<void> {
-    if (outcomes.length === 0) return Promise.resolve();
-    return this.write(`record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`, (s) => {
+  async recordOutcomes(syncId: string, runId: string, outcomes: RowOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    const operation = `record ${outcomes.length} outcomes of ${runLabel(syncId, runId)}`;
+    const run = await this.read(operation, (s) => this.chunkableRun(s, syncId, runId));
+    // the usual answer, a batch delivered whole: its positions as ranges, appended on the writer thread (each
+    // where no recorded range overlaps it; else, and for any other answer, in one transaction here)
+    const ranges = deliveredRanges(outcomes, run.next_pos);
+    if (ranges !== undefined) {
+      const appended = await this.aside(
+        this.writer,
+        operation,
+        ranges.map(([from, to]) => ({
+          query: 'recordFreeRange',
+          params: { runNo: run.run_no, from, to },
+          mode: 'run',
+        })),
+      );
+      if (appended.every((r) => (r as { changes: number }).changes === 1)) return;
+    }
+    return this.write(operation, (s) => {
       const run = this.chunkableRun(s, syncId, runId);
       const unknown: string[] = [];
       // delivered, the usual answer, in one statement per batch: appended by position when the outcome carries
@@ -865,16 +934,19 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
-  commitChunk(syncId: string, runId: string, chunk: number): Promise<CommitChunkResult> {
-    return this.write(`commit chunk ${chunk} of ${runLabel(syncId, runId)}`, (s) => {
-      const run = this.chunkableRun(s, syncId, runId, chunk);
-      const from = chunk * run.chunk_size;
-      const to = from + run.chunk_size;
-      const range = { syncId, runNo: run.run_no, from, to };
-      (run.key_ordered === 1 ? s.commitDeliveredInOrder : s.commitDelivered).run(range);
-      s.commitRejected.run(syncId, runId, this.now().toISOString(), run.run_no, from, to);
-      return s.chunkCounts.get(range) as CommitChunkResult;
-    });
+  async commitChunk(syncId: string, runId: string, chunk: number): Promise<CommitChunkResult> {
+    const operation = `commit chunk ${chunk} of ${runLabel(syncId, runId)}`;
+    const run = await this.read(operation, (s) => this.chunkableRun(s, syncId, runId, chunk));
+    const from = chunk * run.chunk_size;
+    const to = from + run.chunk_size;
+    const range = { syncId, runId, runNo: run.run_no, from, to };
+    // on the writer thread, in one transaction: the worker's event loop sends other chunks meanwhile
+    const [, , counts] = await this.aside(this.writer, operation, [
+      { query: run.key_ordered === 1 ? 'commitDeliveredInOrder' : 'commitDelivered', params: range, mode: 'run' },
+      { query: 'commitRejected', params: { ...range, at: this.now().toISOString() }, mode: 'run' },
+      { query: 'chunkCounts', params: range, mode: 'get' },
+    ]);
+    return counts as CommitChunkResult;
   }
 
   async finishRun(
@@ -907,7 +979,7 @@ export class SqliteStateStore implements StateStore {
     if (run.chunks !== null) {
       const all = { syncId: run.sync_id, runNo: run.run_no, from: 0, to: ALL_POSITIONS };
       s.commitDelivered.run(all);
-      s.commitRejected.run(run.sync_id, run.run_id, at, run.run_no, 0, ALL_POSITIONS);
+      s.commitRejected.run({ ...all, runId: run.run_id, at });
       outcomes = s.chunkCounts.get(all) as CommitChunkResult;
     }
     const counts = abandonedCounts(parseCounts(run.counts), outcomes);
@@ -1039,11 +1111,11 @@ export class SqliteStateStore implements StateStore {
     return new Promise((resolve) => resolve(this.guard(operation, body)));
   }
 
-  /** Runs the steps in one read transaction on the reader thread, its failure classified. */
-  private async readAside(operation: string, steps: ReadStep[]): Promise<unknown[]> {
-    this.statements(); // migrated: the reader prepares its queries against the current schema
+  /** Runs the steps in one transaction on one of the store's threads, its failure classified. */
+  private async aside(thread: SqliteThread, operation: string, steps: ThreadStep[]): Promise<unknown[]> {
+    this.statements(); // migrated: the thread prepares its queries against the current schema
     try {
-      return await this.reader.read(steps);
+      return await thread.run(steps);
     } catch (err) {
       throw classifyDatabaseError(err, `SQLite (${this.file})`, operation);
     }

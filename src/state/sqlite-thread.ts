@@ -1,25 +1,27 @@
 /**
- * A second connection to the SQLite state file, on a thread of its own, for the store's long reads: the diff's
- * probe of a page's keys against `synced` and a chunk's staged rows. better-sqlite3 runs a statement on the
- * calling thread, so these reads held the worker's event loop (and its one core) while the other core idled; on
- * the reader thread they run while the main thread fingerprints the next page or sends other chunks. WAL lets the
- * reader read while the main connection writes, and a read begun after a write committed sees it.
+ * A connection to the SQLite state file on a thread of its own. better-sqlite3 runs a statement on the calling
+ * thread, so the store's heavy statements held the worker's event loop (and its one core) while the other core
+ * idled; on a thread they run while the main thread fingerprints the next page or sends other chunks. The store
+ * keeps two: a query-only reader (the diff's probe of a page's keys against `synced`, a chunk's staged rows) and
+ * a writer for the statements of the send stage that need nothing but SQL (a batch's delivered positions, a
+ * chunk's commit). WAL lets the reader read while a connection writes, and a read begun after a write committed
+ * sees it; writes from the writer and from the main connection take turns (BEGIN IMMEDIATE, busy timeout).
  *
- *   const reader = new SqliteReader({ file, busyTimeoutMs, cacheKib, queries: { probe: 'SELECT …' } });
- *   const [row] = await reader.read([{ query: 'probe', params: { … }, mode: 'get' }]);
+ *   const reader = new SqliteThread({ file, busyTimeoutMs, cacheKib, writable: false, queries: { probe: 'SELECT …' } });
+ *   const [row] = await reader.run([{ query: 'probe', params: { … }, mode: 'get' }]);
  *   await reader.close();
  */
 import { Worker } from 'node:worker_threads';
 import { StateUnavailableError } from './errors';
 
-/** How a step's statement is run: one row object, or all rows as arrays of column values. */
-export type ReadMode = 'get' | 'raw';
+/** How a step's statement is run: one row object, all rows as arrays of column values, or a write (its changes). */
+export type StepMode = 'get' | 'raw' | 'run';
 
-export interface ReadStep {
+export interface ThreadStep {
   /** A name of `queries`. */
   query: string;
   params: Record<string, unknown>;
-  mode: ReadMode;
+  mode: StepMode;
   /**
    * A parameter the thread sets to the JSON object `{"key":"value",…}` of these keys and values, in key order
    * (for json_each): the thread, not the caller's, stringifies a page of keys.
@@ -27,49 +29,48 @@ export interface ReadStep {
   object?: { param: string; keys: string[]; values: string[] };
 }
 
-export interface SqliteReaderOptions {
+export interface SqliteThreadOptions {
   file: string;
   busyTimeoutMs: number;
   cacheKib: number;
-  /** The SQL the reader prepares, by name (the store keeps its SQL in one place). */
+  /** A writer runs its steps in a write transaction (BEGIN IMMEDIATE); a reader's connection is query-only. */
+  writable: boolean;
+  /** The SQL the thread prepares, by name (the store keeps its SQL in one place). */
   queries: Record<string, string>;
 }
 
-interface ReaderData {
+interface ThreadData extends SqliteThreadOptions {
   driver: string;
-  file: string;
-  busyTimeoutMs: number;
-  cacheKib: number;
-  queries: Record<string, string>;
 }
 
-interface ReadRequest {
+interface StepsRequest {
   id: number;
-  steps: ReadStep[];
+  steps: ThreadStep[];
 }
 
-type ReadReply = { id: number; results: unknown[] } | { id: number; error: { message: string; code?: string } };
+type StepsReply = { id: number; results: unknown[] } | { id: number; error: { message: string; code?: string } };
 
 /**
- * The reader thread's program, as JavaScript text: a worker of `eval` runs it, and text is what it runs whatever
- * compiled this module (tsx, a bundler or a coverage tool would add helpers a function's own text cannot reach).
- * It opens its own connection (query-only), prepares the queries it was given, and answers each request with the
- * results of its steps, read in one transaction, or with the error (message and SQLite code) that stopped them.
+ * The thread's program, as JavaScript text: a worker of `eval` runs it, and text is what it runs whatever compiled
+ * this module (tsx, a bundler or a coverage tool would add helpers a function's own text cannot reach). It opens
+ * its own connection, prepares the queries it was given, and answers each request with the results of its steps,
+ * run in one transaction, or with the error (message and SQLite code) that stopped them (and rolled them back).
  */
-const READER_THREAD = String.raw`
+const THREAD_PROGRAM = String.raw`
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma('busy_timeout = ' + workerData.busyTimeoutMs);
 db.pragma('cache_size = -' + workerData.cacheKib);
-db.pragma('query_only = 1');
+if (!workerData.writable) db.pragma('query_only = 1');
 // prepared on first use, per mode: a statement that fails to prepare fails its request, not the thread
-const prepared = { get: new Map(), raw: new Map() };
+const prepared = { get: new Map(), raw: new Map(), run: new Map() };
 function statementFor(query, mode) {
   let statement = prepared[mode].get(query);
   if (statement === undefined) {
-    if (!Object.hasOwn(workerData.queries, query)) throw new Error('the reader has no query "' + query + '"');
+    if (!Object.hasOwn(prepared, mode)) throw new Error('no step mode "' + mode + '"');
+    if (!Object.hasOwn(workerData.queries, query)) throw new Error('the thread has no query "' + query + '"');
     const sql = workerData.queries[query];
     statement = mode === 'raw' ? db.prepare(sql).raw(true) : db.prepare(sql);
     prepared[mode].set(query, statement);
@@ -86,20 +87,25 @@ function objectText(keys, values) {
   return '{' + order.map((i) => JSON.stringify(keys[i]) + ':' + JSON.stringify(values[i])).join(',') + '}';
 }
 
-const readAll = db.transaction((steps) =>
+const runAll = db.transaction((steps) =>
   steps.map((step) => {
     const statement = statementFor(step.query, step.mode);
     let params = step.params;
     if (step.object !== undefined) {
       params = { ...params, [step.object.param]: objectText(step.object.keys, step.object.values) };
     }
+    if (step.mode === 'run') {
+      const { changes } = statement.run(params);
+      return { changes };
+    }
     return step.mode === 'get' ? statement.get(params) : statement.all(params);
   }),
 );
+const runSteps = workerData.writable ? runAll.immediate : runAll;
 
 parentPort.on('message', (request) => {
   try {
-    parentPort.postMessage({ id: request.id, results: readAll(request.steps) });
+    parentPort.postMessage({ id: request.id, results: runSteps(request.steps) });
   } catch (err) {
     const error = { message: String((err && err.message) || err) };
     if (err && typeof err.code === 'string') error.code = err.code;
@@ -113,25 +119,25 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-/** The store's reader thread; started on first use, and again on the next read if it stopped. */
-export class SqliteReader {
-  private readonly options: SqliteReaderOptions;
+/** A connection on a thread of its own; the thread starts on first use, and again on the next request if it stopped. */
+export class SqliteThread {
+  private readonly options: SqliteThreadOptions;
   private thread: { worker: Worker; pending: Map<number, Pending> } | undefined;
   private nextId = 0;
 
-  constructor(options: SqliteReaderOptions) {
+  constructor(options: SqliteThreadOptions) {
     this.options = options;
   }
 
-  /** Runs the steps in one read transaction on the reader thread; rejects with the database's error as sent. */
-  read(steps: ReadStep[]): Promise<unknown[]> {
+  /** Runs the steps in one transaction on the thread; rejects with the database's error as the thread sent it. */
+  run(steps: ThreadStep[]): Promise<unknown[]> {
     const { worker, pending } = this.thread ?? this.start();
     const id = this.nextId++;
     return new Promise<unknown[]>((resolve, reject) => {
-      // a read in flight keeps the process alive (an idle reader does not: see start)
+      // a request in flight keeps the process alive (an idle thread does not: see start)
       if (pending.size === 0) worker.ref();
       pending.set(id, { resolve, reject });
-      worker.postMessage({ id, steps } satisfies ReadRequest);
+      worker.postMessage({ id, steps } satisfies StepsRequest);
     });
   }
 
@@ -142,17 +148,17 @@ export class SqliteReader {
   }
 
   private start(): { worker: Worker; pending: Map<number, Pending> } {
-    const data: ReaderData = { driver: require.resolve('better-sqlite3'), ...this.options };
-    const worker = new Worker(READER_THREAD, {
+    const data: ThreadData = { driver: require.resolve('better-sqlite3'), ...this.options };
+    const worker = new Worker(THREAD_PROGRAM, {
       eval: true,
       workerData: data,
       // what it holds at once is one request's rows: a small heap keeps the worker's memory down
       resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 128 },
     });
-    // an idle reader does not keep a CLI command's process alive
+    // an idle thread does not keep a CLI command's process alive
     worker.unref();
     const pending = new Map<number, Pending>();
-    worker.on('message', (reply: ReadReply) => {
+    worker.on('message', (reply: StepsReply) => {
       const waiting = pending.get(reply.id);
       if (waiting === undefined) return;
       pending.delete(reply.id);
@@ -162,7 +168,8 @@ export class SqliteReader {
     });
     const stopped = (reason: string): void => {
       if (this.thread?.worker === worker) this.thread = undefined;
-      const failure = new StateUnavailableError(`SQLite (${this.options.file}) state store's reader thread ${reason}`);
+      const role = this.options.writable ? 'writer' : 'reader';
+      const failure = new StateUnavailableError(`SQLite (${this.options.file}) state store's ${role} thread ${reason}`);
       for (const waiting of pending.values()) waiting.reject(failure);
       pending.clear();
     };
