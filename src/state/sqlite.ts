@@ -1,11 +1,12 @@
 /**
- * The embedded state store: one SQLite file (WAL mode), written by one connection per process. better-sqlite3 is
- * synchronous, so each write is one short transaction on prepared statements. The long reads run on a second,
- * query-only connection on a thread of its own (SqliteReader), so the worker's event loop goes on meanwhile: a
- * page is diffed there by one statement (its keys as json_each, probing `synced` in key order), and the main
- * connection then appends its new and changed keys to `run_seen` and keeps its unchanged keys (most of them) as
- * one JSON array in `run_pages`; a chunk's staged rows are read there too. finishExtract groups the keys by key
- * once, to find duplicates and count gone keys; rows to send go to `run_rows` in staging order.
+ * The embedded state store: one SQLite file (WAL mode). better-sqlite3 is synchronous, so each call is one short
+ * transaction on prepared statements, and the heavy ones run on threads of their own (SqliteThread), each with
+ * its own connection, so the worker's event loop goes on meanwhile. A query-only reader diffs a page by one
+ * statement (its keys as json_each, probing `synced` in key order) and reads a chunk's staged rows; the main
+ * connection then appends the page's new and changed keys to `run_seen`, keeps its unchanged keys (most of them)
+ * as one JSON array in `run_pages` and stages its rows to send in `run_rows`, in staging order; a writer records
+ * the positions of delivered batches and commits chunks. finishExtract groups the keys by key once, to find
+ * duplicates and count gone keys.
  *
  *   const state = new SqliteStateStore({ file: '.ampsync/state.db' });
  *   await state.migrate();
