@@ -355,7 +355,7 @@ const WRITER_QUERIES = {
 };
 
 /** The reader's page cache: it reads `synced` by key range and a chunk's rows, each once per run. */
-const READER_CACHE_KIB = 8 * 1024;
+const READER_CACHE_KIB = 4 * 1024;
 /** The writer's page cache: it appends to `run_delivered` and `synced`, whose pages it writes are few at a time. */
 const WRITER_CACHE_KIB = 4 * 1024;
 
