@@ -316,7 +316,7 @@ const CHUNK_COUNTS = `SELECT delivered + byPosition AS delivered, rejected, defe
 const DELIVERED_IN = `SELECT pos, upto FROM ${DELIVERED_OVERLAPPING} ORDER BY pos`;
 
 /**
- * What the reader thread runs (see SqliteReader): the long reads, which would otherwise hold the worker's event
+ * What the reader thread runs (see SqliteThread): the long reads, which would otherwise hold the worker's event
  * loop. Each reads only what the main connection committed before it was asked.
  */
 const READER_QUERIES = {
@@ -402,7 +402,6 @@ function prepareAll(db: Database.Database) {
     pageResult: s('SELECT result FROM run_pages WHERE run_no = ? AND page = ?'),
     insertPage: s('INSERT INTO run_pages (run_no, page, result, unchanged) VALUES (?, ?, ?, ?)'),
 
-    // the diff of a page's stageable keys ({"key": "hash"}, in key order): the keys to stage (new or changed)
     // the keys the reader's probe found new (@wasSynced 0) or changed (1), as a JSON array in key order
     seeStaged: s(
       `INSERT INTO run_seen (run_no, page, key, seen, valid, was_synced, staged)
