@@ -12,7 +12,6 @@
  *   await reader.close();
  */
 import { Worker } from 'node:worker_threads';
-import { StateUnavailableError } from './errors';
 
 /** How a step's statement is run: one row object, all rows as arrays of column values, or a write (its changes). */
 export type StepMode = 'get' | 'raw' | 'run';
@@ -114,6 +113,11 @@ parentPort.on('message', (request) => {
 });
 `;
 
+/** The thread stopped (it failed, or was closed) before answering: a new one starts on the next request. */
+export class ThreadStoppedError extends Error {
+  override readonly name = 'ThreadStoppedError';
+}
+
 interface Pending {
   resolve: (results: unknown[]) => void;
   reject: (err: Error) => void;
@@ -170,7 +174,7 @@ export class SqliteThread {
     const stopped = (reason: string): void => {
       if (this.thread?.worker === worker) this.thread = undefined;
       const role = this.options.writable ? 'writer' : 'reader';
-      const failure = new StateUnavailableError(`SQLite (${this.options.file}) state store's ${role} thread ${reason}`);
+      const failure = new ThreadStoppedError(`its ${role} thread ${reason}`);
       for (const waiting of pending.values()) waiting.reject(failure);
       pending.clear();
     };

@@ -34,9 +34,9 @@ import {
   unknownKeys,
 } from './describe';
 import type { SeenAggregates } from './describe';
-import { RunNotFoundError, StateConflictError, classifyDatabaseError } from './errors';
+import { RunNotFoundError, StateConflictError, StateUnavailableError, classifyDatabaseError } from './errors';
 import { isStageable, pageOrder, pageTally, positionPage, summarizePage } from './page-plan';
-import { SqliteThread, type ThreadStep } from './sqlite-thread';
+import { SqliteThread, ThreadStoppedError, type ThreadStep } from './sqlite-thread';
 import type {
   BeginRunInput,
   CommitChunkResult,
@@ -1117,6 +1117,12 @@ export class SqliteStateStore implements StateStore {
     try {
       return await thread.run(steps);
     } catch (err) {
+      if (err instanceof ThreadStoppedError) {
+        // retryable: the next request starts the thread again
+        throw new StateUnavailableError(`SQLite (${this.file}) state store could not ${operation}: ${err.message}`, {
+          cause: err,
+        });
+      }
       throw classifyDatabaseError(err, `SQLite (${this.file})`, operation);
     }
   }

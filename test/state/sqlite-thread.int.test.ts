@@ -2,8 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { StateUnavailableError } from '../../src/state/errors';
-import { SqliteThread } from '../../src/state/sqlite-thread';
+import { SqliteThread, ThreadStoppedError } from '../../src/state/sqlite-thread';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-reader-'));
 const file = path.join(dir, 'state.db');
@@ -84,11 +83,11 @@ describe('SqliteThread', () => {
     expect(await reader.run([{ query: 'count', params: {}, mode: 'get' }])).toEqual([{ n: 5 }]);
   });
 
-  it('fails the reads in flight when its thread stops, as retryable, and starts a new thread for the next', async () => {
+  it('fails the reads in flight when its thread stops, and starts a new thread for the next', async () => {
     const slow = reader.run([{ query: 'slow', params: {}, mode: 'get' }]);
     await reader.close();
-    await expect(slow).rejects.toBeInstanceOf(StateUnavailableError);
-    await expect(slow).rejects.toThrow(/reader thread stopped/);
+    await expect(slow).rejects.toBeInstanceOf(ThreadStoppedError);
+    await expect(slow).rejects.toThrow('its reader thread stopped (exit code 1)');
     expect(await reader.run([{ query: 'count', params: {}, mode: 'get' }])).toEqual([{ n: 5 }]);
   });
 
