@@ -552,20 +552,11 @@ function chunkRows(columns: ChunkColumns): StagedRow[] | undefined {
   return rows;
 }
 
-/**
- * The positions of outcomes all delivered (each with its staging position, below `nextPos`) as ranges of
- * consecutive positions, in order (a batch delivered whole is one); undefined if any outcome is of another kind.
- */
-function deliveredRanges(outcomes: readonly RowOutcome[], nextPos: number): [number, number][] | undefined {
-  const positions = new Float64Array(outcomes.length);
-  for (let i = 0; i < outcomes.length; i++) {
-    const pos = deliveredPosition(outcomes[i] as RowOutcome, nextPos);
-    if (pos === undefined) return undefined;
-    positions[i] = pos;
-  }
-  positions.sort();
+/** Positions as ranges of consecutive positions (`[from, to)`), in order, each position once. */
+function rangesOf(positions: ArrayLike<number>): [number, number][] {
+  const sorted = Float64Array.from(positions).sort();
   const ranges: [number, number][] = [];
-  for (const pos of positions) {
+  for (const pos of sorted) {
     const last = ranges[ranges.length - 1];
     if (last !== undefined && pos <= last[1]) last[1] = Math.max(last[1], pos + 1);
     else ranges.push([pos, pos + 1]);
@@ -574,38 +565,41 @@ function deliveredRanges(outcomes: readonly RowOutcome[], nextPos: number): [num
 }
 
 /**
+ * The positions of outcomes all delivered (each with its staging position, below `nextPos`) as ranges (a batch
+ * delivered whole is one); undefined if any outcome is of another kind.
+ */
+function deliveredRanges(outcomes: readonly RowOutcome[], nextPos: number): [number, number][] | undefined {
+  const positions: number[] = [];
+  for (const outcome of outcomes) {
+    const pos = deliveredPosition(outcome, nextPos);
+    if (pos === undefined) return undefined;
+    positions.push(pos);
+  }
+  return rangesOf(positions);
+}
+
+/**
  * Records delivered positions as ranges of consecutive positions (a batch delivered whole is one range), less
  * those already recorded: ranges never overlap, so a chunk's delivered count is the sum of their lengths.
  */
 function recordDeliveredRanges(s: Statements, runNo: number, positions: number[]): void {
-  const sorted = Float64Array.from(positions).sort();
-  const from = sorted[0] as number;
-  const to = (sorted[sorted.length - 1] as number) + 1;
+  const ranges = rangesOf(positions);
+  const from = (ranges[0] as [number, number])[0];
+  const to = (ranges[ranges.length - 1] as [number, number])[1];
   const recorded = s.deliveredIn.raw().all({ runNo, from, to }) as [number, number][];
   let r = 0;
-  let start = -1;
-  let end = -1;
-  const flush = (): void => {
-    if (start >= 0) s.recordDeliveredRange.run(runNo, start, end);
-    start = -1;
-  };
-  for (const pos of sorted) {
-    while (r < recorded.length && (recorded[r] as [number, number])[1] <= pos) r++;
-    const range = recorded[r];
-    if (range !== undefined && pos >= range[0]) {
-      flush(); // recorded before: a gap in what this call adds
-      continue;
+  for (const range of ranges) {
+    let [start] = range;
+    const end = range[1];
+    while (r < recorded.length && (recorded[r] as [number, number])[1] <= start) r++;
+    // what the recorded ranges leave of this one, between and after them
+    for (let k = r; k < recorded.length && (recorded[k] as [number, number])[0] < end; k++) {
+      const [recordedFrom, recordedTo] = recorded[k] as [number, number];
+      if (recordedFrom > start) s.recordDeliveredRange.run(runNo, start, recordedFrom);
+      start = Math.max(start, recordedTo);
     }
-    if (start >= 0 && pos < end) continue; // a position twice in this call
-    if (start >= 0 && pos === end) {
-      end = pos + 1;
-      continue;
-    }
-    flush();
-    start = pos;
-    end = pos + 1;
+    if (start < end) s.recordDeliveredRange.run(runNo, start, end);
   }
-  flush();
 }
 
 function toRecord(row: RunRow): RunRecord {

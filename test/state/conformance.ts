@@ -681,6 +681,20 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
       expect(await store.countSynced(syncId)).toBe(10);
     });
 
+    it('records a batch around positions recorded before, filling only the gaps between and around them', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      await extract(syncId, runId, [{ rows: keys(10).map((k) => user(k)) }], { chunkSize: 10 });
+      const rows = await store.readChunk(syncId, runId, 0);
+      const at = (...positions: number[]): RowOutcome[] =>
+        positions.map((pos) => ({ key: (rows[pos] as StagedRow).key, status: 'delivered', pos }));
+      await store.recordOutcomes(syncId, runId, at(2));
+      await store.recordOutcomes(syncId, runId, at(5, 6));
+      await store.recordOutcomes(syncId, runId, at(8, 7, 6, 5, 4, 3, 2, 1));
+      expect((await store.readChunk(syncId, runId, 0)).map((r) => r.pos)).toEqual([0, 9]);
+      expect(await store.commitChunk(syncId, runId, 0)).toEqual({ delivered: 8, rejected: 0, deferred: 0, pending: 2 });
+    });
+
     it('refuses outcomes for keys the run did not stage, applying none of them', async () => {
       const syncId = newSync();
       const runId = newRun();
