@@ -658,13 +658,23 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
       expect(await store.countSynced(syncId)).toBe(3);
     });
 
-    it('counts each delivered position once, recorded in pieces, out of order, twice or around gaps', async () => {
+    /** A run of 10 users staged in one chunk, and `at(...positions)`: those positions' outcomes as delivered. */
+    async function tenUsersInOneChunk(): Promise<{
+      syncId: string;
+      runId: string;
+      at: (...positions: number[]) => RowOutcome[];
+    }> {
       const syncId = newSync();
       const runId = newRun();
       await extract(syncId, runId, [{ rows: keys(10).map((k) => user(k)) }], { chunkSize: 10 });
       const rows = await store.readChunk(syncId, runId, 0);
       const at = (...positions: number[]): RowOutcome[] =>
         positions.map((pos) => ({ key: (rows[pos] as StagedRow).key, status: 'delivered', pos }));
+      return { syncId, runId, at };
+    }
+
+    it('counts each delivered position once, recorded in pieces, out of order, twice or around gaps', async () => {
+      const { syncId, runId, at } = await tenUsersInOneChunk();
       await store.recordOutcomes(syncId, runId, at(5, 3, 4));
       await store.recordOutcomes(syncId, runId, at(0, 1, 4, 5, 6, 6, 9));
       await store.recordOutcomes(syncId, runId, at(3));
@@ -682,12 +692,7 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
     });
 
     it('records a batch around positions recorded before, filling only the gaps between and around them', async () => {
-      const syncId = newSync();
-      const runId = newRun();
-      await extract(syncId, runId, [{ rows: keys(10).map((k) => user(k)) }], { chunkSize: 10 });
-      const rows = await store.readChunk(syncId, runId, 0);
-      const at = (...positions: number[]): RowOutcome[] =>
-        positions.map((pos) => ({ key: (rows[pos] as StagedRow).key, status: 'delivered', pos }));
+      const { syncId, runId, at } = await tenUsersInOneChunk();
       await store.recordOutcomes(syncId, runId, at(2));
       await store.recordOutcomes(syncId, runId, at(5, 6));
       await store.recordOutcomes(syncId, runId, at(8, 7, 6, 5, 4, 3, 2, 1));
