@@ -67,8 +67,8 @@ export interface ActivityDeps {
 
 const DEFAULT_PAGE_SIZE = 10_000;
 const MAX_THROTTLED_IDS = 20;
-/** Batches of one chunk sent at once (a chunk of 10,000 rows in batches of 1,000 has 10). */
-const MAX_BATCHES_IN_FLIGHT_PER_CHUNK = 16;
+/** Batches one send activity has in flight (its chunks' batches are taken in order as they free up). */
+const MAX_BATCHES_IN_FLIGHT = 6;
 
 /** Starts reading a page; a failure surfaces when the page is awaited (never as an unhandled rejection). */
 function prefetch(source: Source, position: SourcePosition, pageSize: number): Promise<SourcePage> {
@@ -312,29 +312,67 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
     async sendChunk(input: SendChunkInput): Promise<SendChunkResult> {
       return classified(async () => {
         const { sync, runId, chunk } = input;
-        // rows delivered by an earlier attempt have outcomes already: only the rest is read and sent
-        const rows = await deps.state.readChunk(sync.id, runId, chunk);
-        const batches = deps.packBatches(sync, rows);
+        const last = chunk + Math.max(1, input.chunks ?? 1) - 1;
         const sender = deps.senderFor(sync);
         const signal = activityContext()?.cancellationSignal;
         const heartbeat = heartbeater();
         const result: Omit<SendChunkResult, 'committed'> = {
           chunk,
-          attempted: rows.length,
+          attempted: 0,
           delivered: 0,
           rejected: 0,
           deferred: 0,
           requests: 0,
           throttledIds: [],
         };
-        // several batches are in flight (the sender's pool bounds the connections): rows Amplitude throttles wait
-        // on their own instead of holding back the rest of the chunk behind them
-        let next = 0;
+        const commits: Promise<CommitChunkResult>[] = [];
+        /**
+         * Commits a chunk once all its batches are answered (off the worker's thread, while other chunks are sent):
+         * not in an activity of its own, so a crash before the commit leaves outcomes recorded, and the retry sends
+         * nothing of this chunk again and commits it.
+         */
+        const commit = (c: number): void => {
+          const committing = deps.state
+            .commitChunk(sync.id, runId, c)
+            .then((r): CommitChunkResult => ({ chunk: c, ...r }));
+          committing.catch(() => undefined);
+          commits.push(committing);
+        };
+
+        // Several batches are in flight (the sender's pool bounds the connections), taken in order from the
+        // activity's chunks as lanes free up: a chunk is read when the one before it has no batch left to start,
+        // so rows Amplitude throttles wait on their own instead of holding back the rest of their chunk, or the
+        // chunks after it. Rows delivered by an earlier attempt have outcomes already: only the rest is read.
+        const queue: { chunk: number; batch: StagedRow[] }[] = [];
+        /** Batches of each chunk not answered yet. */
+        const unanswered = new Map<number, number>();
+        let nextToRead = chunk;
+        let reading: Promise<void> | undefined;
+        const readNext = async (): Promise<void> => {
+          const c = nextToRead++;
+          const rows = await deps.state.readChunk(sync.id, runId, c);
+          const batches = deps.packBatches(sync, rows);
+          result.attempted += rows.length;
+          if (batches.length === 0) commit(c);
+          else unanswered.set(c, batches.length);
+          for (const batch of batches) queue.push({ chunk: c, batch });
+        };
+        const take = async (): Promise<{ chunk: number; batch: StagedRow[] } | undefined> => {
+          while (queue.length === 0 && nextToRead <= last) {
+            reading ??= readNext().finally(() => (reading = undefined));
+            await reading;
+          }
+          return queue.shift();
+        };
+
         let failure: { reason: unknown } | undefined;
         const lane = async (): Promise<void> => {
-          while (next < batches.length && failure === undefined) {
+          for (;;) {
+            if (failure !== undefined) return;
             signal?.throwIfAborted();
-            const batch = batches[next++] ?? [];
+            const taken = await take();
+            if (taken === undefined || failure !== undefined) return;
+            const { batch } = taken;
             let outcomes: RowOutcome[];
             try {
               outcomes = await sender.sendBatch(batch, signal ? { signal } : {});
@@ -356,26 +394,31 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
                 if (result.throttledIds.length < MAX_THROTTLED_IDS) result.throttledIds.push(o.key);
               }
             }
+            const left = (unanswered.get(taken.chunk) ?? 1) - 1;
+            unanswered.set(taken.chunk, left);
+            if (left === 0) commit(taken.chunk);
             heartbeat(
-              { chunk, batches: batches.length, sent: result.requests, delivered: result.delivered },
-              result.requests === batches.length,
+              { chunk: taken.chunk, lastChunk: last, requests: result.requests, delivered: result.delivered },
+              left === 0,
             );
           }
         };
-        const laneCount = Math.min(batches.length, MAX_BATCHES_IN_FLIGHT_PER_CHUNK);
         // every send in flight listens to the activity's cancellation: that many listeners is expected, not a leak
-        if (signal !== undefined) setMaxListeners(defaultMaxListeners + laneCount, signal);
-        const lanes = Array.from({ length: laneCount }, () =>
+        if (signal !== undefined) setMaxListeners(defaultMaxListeners + MAX_BATCHES_IN_FLIGHT, signal);
+        const lanes = Array.from({ length: MAX_BATCHES_IN_FLIGHT }, () =>
           lane().catch((reason: unknown) => {
             failure ??= { reason };
           }),
         );
-        await Promise.all(lanes);
+        try {
+          await Promise.all(lanes);
+        } finally {
+          // a failed send leaves no read or commit running on its own
+          await Promise.allSettled([reading, ...commits]);
+        }
         if (failure !== undefined) throw failure.reason;
-        // committed here, not in an activity of its own: one activity per chunk keeps the history short (a crash
-        // before this line leaves outcomes recorded; the retry sends nothing again and commits)
-        const committed = await deps.state.commitChunk(sync.id, runId, chunk);
-        return { ...result, committed: { chunk, ...committed } };
+        const committed = await Promise.all(commits);
+        return { ...result, committed: committed.sort((a, b) => a.chunk - b.chunk) };
       });
     },
 

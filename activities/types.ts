@@ -35,10 +35,14 @@ export interface ExtractAndDiffResult {
 export interface SendChunkInput {
   sync: SyncConfig;
   runId: string;
+  /** The first chunk to send. */
   chunk: number;
+  /** Consecutive chunks from `chunk` to send and commit, one after another (default 1). */
+  chunks?: number;
 }
 
 export interface SendChunkResult {
+  /** The first chunk sent. */
   chunk: number;
   /** Rows sent in this attempt (rows delivered by an earlier attempt are not sent again). */
   attempted: number;
@@ -46,13 +50,15 @@ export interface SendChunkResult {
   rejected: number;
   deferred: number;
   requests: number;
-  /** Ids Amplitude throttled (429) during this chunk, at most 20. */
+  /** Ids Amplitude throttled (429) during these chunks, at most 20. */
   throttledIds: string[];
   /**
-   * The chunk's commit, made by the activity once every batch was answered: its delivered rows are synced state,
-   * its rejected rows filed. Counts cover the whole chunk, rows settled by earlier attempts included.
+   * Each chunk's commit, in chunk order, made by the activity once every batch of the chunk was answered: its
+   * delivered rows are synced state, its rejected rows filed. Counts cover the whole chunk, rows settled by earlier
+   * attempts included. (A single commit, not a list, in results recorded by releases that sent one chunk per
+   * activity.)
    */
-  committed: CommitChunkResult;
+  committed: CommitChunkResult[];
 }
 
 export interface CommitChunkInput {

@@ -63,7 +63,7 @@ export interface RunFigures {
   rowsPerSecond: number;
   counts: RunCounts;
   chunks: number;
-  /** "send" includes each chunk's commit (sendChunk commits its chunk once every batch is answered). */
+  /** "send" includes each chunk's commit (sendChunk commits each of its chunks once its batches are answered). */
   stages: { extract: StageFigures; send: StageFigures };
   executions: number;
   historyEvents: number;

@@ -26,6 +26,8 @@ export interface MachineFacts {
 
 export interface SyncDefaults {
   chunkSize: number;
+  /** Absent in reports written before send activities took several chunks (one chunk each then). */
+  chunksPerActivity?: number;
   batchSize: number;
   concurrency: number;
   pageSize: number;
@@ -311,14 +313,15 @@ export function renderMarkdown(report: BenchReport): string {
       `Node ${m.node} · ${m.sqlite} state · load average ${m.loadAverageAtStart.join(' ')} at start, ` +
       `${m.loadAverageAtEnd.join(' ')} at end`,
     '',
-    `Syncs run with ampsync's defaults (chunkSize ${fmt(report.defaults.chunkSize)}, batchSize ` +
+    `Syncs run with ampsync's defaults (chunkSize ${fmt(report.defaults.chunkSize)}, chunksPerActivity ` +
+      `${report.defaults.chunksPerActivity ?? 1}, batchSize ` +
       `${fmt(report.defaults.batchSize)}, concurrency ${report.defaults.concurrency}, ` +
       `${fmt(report.defaults.pageSize)} rows per page) through the Temporal dev server, one worker child process ` +
       `(compiled JavaScript, ${report.workerNodeArgs.join(' ') || 'no node flags'}, SQLite state) and the Amplitude ` +
       'emulator in its own process (storeEvents: false). Rows come from a generated source reproducible from the model ' +
       'text (the BigQuery emulator is measured on its own below). Stage rates come from the workflow history ' +
       '(ActivityTaskScheduled → Completed per activity type); "send+commit" spans every sendChunk, each of which ' +
-      'commits its chunk to the state store once its batches are answered.',
+      'sends its run of chunks and commits each to the state store once its batches are answered.',
     '',
     '## Targets',
     '',

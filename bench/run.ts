@@ -290,6 +290,7 @@ async function main(): Promise<void> {
       machine,
       defaults: {
         chunkSize: defaults.chunkSize,
+        chunksPerActivity: defaults.chunksPerActivity,
         batchSize: defaults.batchSize,
         concurrency: defaults.concurrency,
         pageSize: PAGE_SIZE_ROWS,

@@ -184,17 +184,24 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
   const started = new Set<number>();
   const committed = new Set<number>();
 
-  const runChunk = async (chunk: number): Promise<void> => {
-    started.add(chunk);
-    const sent = await long.sendChunk.executeWithOptions(
-      { summary: `send chunk ${chunk + 1}/${progress.chunksTotal ?? '?'} of ${sync.id}` },
-      [{ sync, runId, chunk }],
-    );
+  /** Sends chunks `first`… (`count` of them) in one activity, which commits each as it is answered. */
+  const runChunks = async (first: number, count: number): Promise<void> => {
+    for (let c = first; c < first + count; c++) started.add(c);
+    const total = progress.chunksTotal ?? '?';
+    const summary =
+      count === 1
+        ? `send chunk ${first + 1}/${total} of ${sync.id}`
+        : `send chunks ${first + 1}–${first + count}/${total} of ${sync.id}`;
+    const sent = await long.sendChunk.executeWithOptions({ summary }, [
+      count === 1 ? { sync, runId, chunk: first } : { sync, runId, chunk: first, chunks: count },
+    ]);
     for (const id of sent.throttledIds) {
       if (progress.throttledIds.length < MAX_THROTTLED_IDS && !progress.throttledIds.includes(id))
         progress.throttledIds.push(id);
     }
-    counted(chunk, sent.committed);
+    // a result recorded by a release that sent one chunk per activity holds one commit, not a list
+    const commits: CommitChunkResult[] = Array.isArray(sent.committed) ? sent.committed : [sent.committed];
+    for (const result of commits) counted(result.chunk, result);
   };
 
   /** Commits a chunk whose send did not finish (failure, cancellation): what it delivered stays delivered. */
@@ -241,6 +248,12 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
     }
 
     const total = progress.chunksTotal ?? 0;
+    // chunks per send activity: the sync's setting, fewer when that would leave some of `concurrency` idle (a sync
+    // config from a release without the setting sends one chunk per activity, as that release did)
+    const perActivity = Math.max(
+      1,
+      Math.min(sync.options.chunksPerActivity ?? 1, Math.ceil(total / Math.max(1, concurrency))),
+    );
     let next = carry?.nextChunk ?? 0;
     let chunksThisExecution = 0;
     let handOver = false;
@@ -249,14 +262,16 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
       if (early) throw early;
       const mayStart = next < total && !handOver && inFlight.size < concurrency && !progress.paused;
       if (mayStart) {
-        const chunk = next++;
-        chunksThisExecution += 1;
-        const p = runChunk(chunk)
+        const first = next;
+        const count = Math.min(perActivity, total - first);
+        next += count;
+        chunksThisExecution += count;
+        const p = runChunks(first, count)
           .catch((err: unknown) => {
             failure ??= err instanceof Error ? err : new Error(String(err));
           })
-          .finally(() => inFlight.delete(chunk));
-        inFlight.set(chunk, p);
+          .finally(() => inFlight.delete(first));
+        inFlight.set(first, p);
         const suggested = workflowInfo().continueAsNewSuggested;
         const limit = input.chunksPerExecution;
         if (next < total && (suggested || (limit !== undefined && chunksThisExecution >= limit))) handOver = true;

@@ -204,8 +204,14 @@ export const optionsSchema = z.strictObject({
   /** Strings over Amplitude's 1024 characters: reject the row, or truncate. */
   longStrings: z.enum(['reject', 'truncate']).default('reject'),
   minIdLength: z.number().int().min(1).max(1024).default(5),
-  /** Chunks sent at once (each in its own activity). */
+  /** Send activities running at once (each sends its chunks one after another). */
   concurrency: z.number().int().min(1).max(64).default(4),
+  /**
+   * Chunks one send activity sends and commits in turn: fewer activities load the Temporal cluster less and keep
+   * the history shorter, more give finer progress and pause. A run with fewer than `concurrency` × this many chunks
+   * spreads them so that `concurrency` activities still run at once.
+   */
+  chunksPerActivity: z.number().int().min(1).max(100).default(5),
   /** Rows per request; capped by the API's own limit. */
   batchSize: z.number().int().min(1).max(2000).default(1000),
   /** Rows per chunk: the unit of durable progress. */

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { syncSchema, type SyncConfig, type SyncConfigInput } from '../../src/config/schema';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
@@ -124,6 +124,39 @@ test('a one-chunk run keeps a short history: local prepare and finish, memo and 
   });
 });
 
+test('send activities take up to chunksPerActivity chunks each, and spread a small run over concurrency', async () => {
+  const source = new MemorySource(userSchema, userRow(), 2_500);
+  const state = `sqlite:${path.join(dir, 'chunks-per-activity.db')}`;
+  const sendActivities = async (handle: WorkflowHandle): Promise<number> => {
+    const history = await handle.fetchHistory();
+    return (history.events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendChunk',
+    ).length;
+  };
+  await withWorker(source, state, async () => {
+    // 25 chunks, 4 per activity: 7 activities (the last sends one chunk)
+    const big = syncOf(uniqueSyncId('per-activity'), {
+      options: { chunkSize: 100, batchSize: 50, concurrency: 2, chunksPerActivity: 4 },
+    });
+    const bigRun = await harness.client.start(big);
+    const bigResult = await bigRun.result();
+    expect(bigResult).toMatchObject({ status: 'succeeded', chunks: 25 });
+    expect(bigResult.counts).toMatchObject({ new: 2500, delivered: 2500, rejected: 0, deferred: 0 });
+    expect(await sendActivities(bigRun)).toBe(7);
+    expect((await harness.client.progress(big.id))?.chunksDone).toBe(25);
+
+    // 6 chunks, 5 per activity but 4 at once: 2 per activity, so that 3 activities share the work
+    source.setRows(userRow(), 600);
+    const small = syncOf(uniqueSyncId('per-activity-small'), {
+      options: { chunkSize: 100, batchSize: 50, concurrency: 4, chunksPerActivity: 5 },
+    });
+    const smallRun = await harness.client.start(small);
+    expect((await smallRun.result()).counts).toMatchObject({ new: 600, delivered: 600 });
+    expect(await sendActivities(smallRun)).toBe(3);
+    expect(emulator.eventCount()).toBe(3100);
+  });
+});
+
 test('the progress query answers during a run, and search attributes record the outcome', async () => {
   const source = new MemorySource(userSchema, userRow(), 3_000);
   const state = `sqlite:${path.join(dir, 'progress.db')}`;
@@ -148,8 +181,9 @@ test('the progress query answers during a run, and search attributes record the 
 test('a second start of a running sync fails clearly, and cancel then rerun delivers every row exactly once', async () => {
   const source = new MemorySource(userSchema, userRow(), 4_000);
   const state = `sqlite:${path.join(dir, 'cancel.db')}`;
-  const sync = syncOf(uniqueSyncId('cancel'), { options: { chunkSize: 200, batchSize: 100, concurrency: 2 } });
-  emulator.latency({ ms: 40 });
+  // 40 chunks in 8 send activities of 5, two at a time: the cancel lands with most of them never started
+  const sync = syncOf(uniqueSyncId('cancel'), { options: { chunkSize: 100, batchSize: 100, concurrency: 2 } });
+  emulator.latency({ ms: 150 });
   await withWorker(source, state, async () => {
     const handle = await harness.client.start(sync);
     await expect(harness.client.start(sync)).rejects.toMatchObject({ name: 'SyncAlreadyRunningError' });
@@ -192,9 +226,10 @@ test('an events sync cancelled mid-run, then run again, delivers every event exa
       { from: 'user_id', to: 'user_id' },
       { from: 'kind', to: 'event_type' },
     ],
-    options: { chunkSize: 200, batchSize: 100, concurrency: 2 },
+    // 30 chunks in 6 send activities of 5, two at a time
+    options: { chunkSize: 100, batchSize: 100, concurrency: 2 },
   });
-  emulator.latency({ ms: 40 });
+  emulator.latency({ ms: 150 });
   await withWorker(source, state, async () => {
     const handle = await harness.client.start(sync);
     for (let i = 0; i < 100 && ((await harness.client.progress(sync.id))?.chunksDone ?? 0) < 3; i++) {
@@ -211,12 +246,13 @@ test('an events sync cancelled mid-run, then run again, delivers every event exa
     expect(insertIds.size).toBe(3000);
     // only requests in flight at the cancel can be sent again (Amplitude dedups them by insert_id)
     expect(emulator.duplicatesDropped()).toBeLessThan(3000);
-    expect(emulator.duplicatesDropped()).toBeLessThanOrEqual(2 * 16 * 100); // chunks × batches in flight × rows
+    expect(emulator.duplicatesDropped()).toBeLessThanOrEqual(2 * 6 * 100); // activities × batches in flight × rows
   });
 });
 
-test('pause holds new chunks (in-flight ones finish and are committed), resume finishes the run', async () => {
-  const source = new MemorySource(userSchema, userRow(), 2_000);
+test('pause holds new chunks (in-flight activities finish theirs and commit them), resume finishes the run', async () => {
+  // 20 chunks, 5 per send activity, one activity at a time: the pause lands while the second activity runs
+  const source = new MemorySource(userSchema, userRow(), 4_000);
   const state = `sqlite:${path.join(dir, 'pause.db')}`;
   const sync = syncOf(uniqueSyncId('pause'), { options: { chunkSize: 200, batchSize: 100, concurrency: 1 } });
   emulator.latency({ ms: 30 });
@@ -228,19 +264,20 @@ test('pause holds new chunks (in-flight ones finish and are committed), resume f
     await harness.client.pause(sync.id);
     let paused = await harness.client.progress(sync.id);
     for (let i = 0; i < 100 && paused?.status !== 'paused'; i++) paused = await harness.client.progress(sync.id);
-    // the chunk in flight when the pause arrived still finishes; then nothing moves
+    // the activity in flight when the pause arrived still sends and commits its chunks; then nothing moves
     await new Promise((r) => setTimeout(r, 1_000));
     const held = await harness.client.progress(sync.id);
     await new Promise((r) => setTimeout(r, 1_000));
     const stillHeld = await harness.client.progress(sync.id);
     expect(stillHeld).toMatchObject({ status: 'paused', paused: true, chunksDone: held!.chunksDone });
-    expect(stillHeld!.chunksDone).toBeLessThan(10);
+    expect(stillHeld!.chunksDone % 5).toBe(0);
+    expect(stillHeld!.chunksDone).toBeLessThan(20);
     expect(emulator.eventCount()).toBe(stillHeld!.counts.delivered);
     expect((await handle.describe()).typedSearchAttributes.get(SA_STATUS)).toBe('paused');
 
     await harness.client.resume(sync.id);
     const result = await handle.result();
-    expect(result.counts).toMatchObject({ delivered: 2000, rejected: 0 });
+    expect(result.counts).toMatchObject({ delivered: 4000, rejected: 0 });
   });
   emulator.clearFaults();
 });
