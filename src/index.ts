@@ -18,6 +18,7 @@ export type { Mapping, SyncConfig, SyncConfigInput, SyncObject, SyncOptions } fr
 export { createAmpsyncWorker } from './worker/worker';
 export type { AmpsyncWorker, AmpsyncWorkerOptions } from './worker/worker';
 export { AmpsyncPlugin, WORKFLOWS_PATH } from './worker/plugin';
+export { AesGcmPayloadCodec, codecFromEnv, ENCODED_FAILURES_PATH } from './temporal/codec';
 export type { AmpsyncPluginOptions } from './worker/plugin';
 export { openStateStore } from './state';
 export type { StateStore, RunRecord, RejectedRow } from './state/types';

@@ -18,7 +18,7 @@ import {
 import { createHash } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
 import type { SyncConfig } from '../config/schema';
-import { codecFromEnv } from '../temporal/codec';
+import { codecFromEnv, ENCODED_FAILURES_PATH } from '../temporal/codec';
 import { DEFAULT_TASK_QUEUE, MANAGED_SCHEDULE_MEMO, syncScheduleId, syncWorkflowId } from '../temporal/names';
 import {
   SA_OBJECT,
@@ -64,7 +64,7 @@ export interface ConnectOptions {
   address?: string;
   namespace?: string;
   taskQueue?: string;
-  /** Encrypts payloads (default: the codec AMPSYNC_CODEC_KEY / AMPSYNC_CODEC_KEY_FILE configure; null for none). */
+  /** Encrypts payloads, failure messages and stack traces (default: the codec AMPSYNC_CODEC_KEY / AMPSYNC_CODEC_KEY_FILE configure; null for none). */
   payloadCodec?: PayloadCodec | null;
 }
 
@@ -137,7 +137,8 @@ export class AmpsyncClient {
     const client = new Client({
       connection,
       namespace: target.namespace,
-      ...(codec ? { dataConverter: { payloadCodecs: [codec] } } : {}),
+      // with the codec, failure messages and stack traces are encrypted too (see encoded-failures.ts)
+      ...(codec ? { dataConverter: { payloadCodecs: [codec], failureConverterPath: ENCODED_FAILURES_PATH } } : {}),
     });
     return new AmpsyncClient({ client, ...(options.taskQueue !== undefined ? { taskQueue: options.taskQueue } : {}) });
   }

@@ -8,13 +8,20 @@
  *   AMPSYNC_CODEC_KEY=$(openssl rand -base64 32) AMPSYNC_CODEC_KEY_ID=2026-11 npx ampsync worker
  *   AMPSYNC_CODEC_KEY_FILE=/run/secrets/ampsync-codec-keys npx ampsync worker   # lines of "<key id> <base64 key>"
  *
- * The client and the worker pick the codec up from these variables (`codecFromEnv`); the Temporal UI reads the
+ * The client and the worker pick the codec up from these variables (`codecFromEnv`), and with it a failure
+ * converter that encodes failure messages and stack traces (ENCODED_FAILURES_PATH); the Temporal UI reads the
  * payloads through `ampsync codec-server`.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+
+/**
+ * Path of the failure converter that goes with the codec (compiled or TypeScript, whichever is running): failure
+ * messages and stack traces are encrypted too (see encoded-failures.ts).
+ */
+export const ENCODED_FAILURES_PATH = require.resolve('./encoded-failures');
 
 /** `metadata.encoding` of an encrypted payload. */
 export const ENCRYPTED_ENCODING = 'binary/encrypted';

@@ -7,7 +7,7 @@
  */
 import type { PayloadCodec } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { codecFromEnv } from '../temporal/codec';
+import { codecFromEnv, ENCODED_FAILURES_PATH } from '../temporal/codec';
 import { DEFAULT_TASK_QUEUE } from '../temporal/names';
 import { temporalTarget } from '../temporal/connection';
 import { AmpsyncPlugin, type AmpsyncPluginOptions } from './plugin';
@@ -22,9 +22,15 @@ export interface AmpsyncWorkerOptions extends AmpsyncPluginOptions {
   maxConcurrentWorkflowTasks?: number;
   /** How long in-flight activities may finish after a shutdown request (default 30 s). */
   shutdownGraceTimeMs?: number;
-  /** Encrypts payloads (default: the codec AMPSYNC_CODEC_KEY / AMPSYNC_CODEC_KEY_FILE configure; null for none). */
+  /**
+   * Encrypts payloads, failure messages and stack traces (default: the codec AMPSYNC_CODEC_KEY /
+   * AMPSYNC_CODEC_KEY_FILE configure; null for none).
+   */
   payloadCodec?: PayloadCodec | null;
-  /** Extra Worker options (e.g. a prebuilt workflowBundle, interceptors). */
+  /**
+   * Extra Worker options (e.g. interceptors, or a prebuilt workflowBundle: with the codec, bundle it with
+   * `failureConverterPath: ENCODED_FAILURES_PATH`).
+   */
   workerOptions?: Partial<WorkerOptions>;
 }
 
@@ -62,7 +68,8 @@ export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): P
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
       maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTasks ?? 10,
       shutdownGraceTime: options.shutdownGraceTimeMs ?? 30_000,
-      ...(codec ? { dataConverter: { payloadCodecs: [codec] } } : {}),
+      // with the codec, failure messages and stack traces are encrypted too (in the workflow bundle as well)
+      ...(codec ? { dataConverter: { payloadCodecs: [codec], failureConverterPath: ENCODED_FAILURES_PATH } } : {}),
       ...options.workerOptions,
     });
   } catch (err) {

@@ -251,6 +251,26 @@ function payloadsOf(history: History): { at: string; metadata: Record<string, Ui
   return found;
 }
 
+/** Every failure in a history (an event's failure and the causes under it). */
+function failuresOf(history: History): FailureLike[] {
+  const found: FailureLike[] = [];
+  const walk = (v: unknown): void => {
+    if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return;
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if ((k === 'failure' || k === 'cause') && x !== null && typeof x === 'object') found.push(x);
+      walk(x);
+    }
+  };
+  (history.events ?? []).forEach((e) => walk(e));
+  return found;
+}
+
+interface FailureLike {
+  message?: string | null;
+  stackTrace?: string | null;
+  encodedAttributes?: { metadata?: Record<string, Uint8Array> | null } | null;
+}
+
 const utf8 = (b: Uint8Array | undefined): string => Buffer.from(b ?? new Uint8Array()).toString('utf8');
 
 describe('with AMPSYNC_CODEC_KEY set', () => {
@@ -318,6 +338,54 @@ describe('with AMPSYNC_CODEC_KEY set', () => {
     // a client without the key still finds the run by its search attributes
     const found = await raw.workflow.count(`AmpsyncSyncId = '${sync.id}' AND AmpsyncStatus = 'succeeded'`);
     expect(found.count).toBe(1);
+  });
+
+  test('failure messages and stack traces are encrypted too; the codec client and the worker read them', async () => {
+    const taskQueue = uniqueName('codec-failure');
+    // no prebuilt bundle: the worker bundles its workflows at start, with the failure converter, as `ampsync worker`
+    const env = workerEnv(taskQueue, CODEC_ENV);
+    delete env.RELIABILITY_BUNDLE;
+    const worker = await WorkerProcess.start('codec-failure-worker', env);
+    const client = await AmpsyncClient.connect({
+      address: services.temporalAddress,
+      taskQueue,
+      payloadCodec: codecFromEnv(CODEC_ENV)!,
+    });
+    const failing = generatedSync({
+      id: uniqueSyncId('codec-wrong-key'),
+      model: MODEL,
+      baseUrl: emulator.url,
+      apiKeyEnv: WRONG_KEY_ENV,
+    });
+    let failure: unknown;
+    try {
+      failure = await client.run(failing).catch((e: unknown) => e);
+    } finally {
+      await client.close();
+      await worker.stop();
+    }
+    // the client decodes the failure chain: the user reads what went wrong
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect(describeFailure(failure)).toContain('answered 400 (Invalid API key)');
+    // the workflow read it too, and recorded it in the state store, in the user's own infrastructure
+    const store = openStateStore(`sqlite:${path.join(dir, `${taskQueue}.db`)}`);
+    const runs = await store.listRuns(failing.id, 1).finally(() => store.close());
+    expect(runs[0]).toMatchObject({ status: 'failed' });
+    expect(runs[0]?.error).toContain('Invalid API key');
+
+    // the server holds "Encoded failure" and an encrypted payload in place of every message and stack trace
+    const history = await raw.workflow.getHandle(syncWorkflowId(failing.id)).fetchHistory();
+    const failures = failuresOf(history);
+    expect(failures.length).toBeGreaterThanOrEqual(2); // the activity's failure and the workflow's
+    for (const f of failures) {
+      expect(f.message).toBe('Encoded failure');
+      expect(f.stackTrace ?? '').toBe('');
+      expect(utf8(f.encodedAttributes?.metadata?.encoding ?? undefined)).toBe(ENCRYPTED_ENCODING);
+    }
+    const text = textOf(history);
+    expect(text).not.toContain('Invalid API key');
+    expect(text).not.toContain('answered 400');
+    expect(scan('encrypted failure history', text)).toEqual({ secrets: {}, rows: {} });
   });
 
   test('the codec endpoint decodes history payloads for the UI: CORS for its origin, bearer token checked', async () => {
