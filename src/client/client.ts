@@ -64,7 +64,10 @@ export interface ConnectOptions {
   address?: string;
   namespace?: string;
   taskQueue?: string;
-  /** Encrypts payloads, failure messages and stack traces (default: the codec AMPSYNC_CODEC_KEY / AMPSYNC_CODEC_KEY_FILE configure; null for none). */
+  /**
+   * Encrypts payloads, failure messages and stack traces (default: the codec AMPSYNC_CODEC_KEY /
+   * AMPSYNC_CODEC_KEY_FILE configure; null for none).
+   */
   payloadCodec?: PayloadCodec | null;
 }
 
