@@ -163,54 +163,94 @@ describe('SqliteStateStore', () => {
     await upgraded.close();
   });
 
-  it("drops a finished run's staging in steps, the event loop free between them, and finishes a drop cut short", async () => {
-    const stagingFile = path.join(dir, 'staging.db');
-    const store = new SqliteStateStore({ file: stagingFile, dropBatchRows: 100 });
-    await store.migrate();
-    const stage = async (runId: string, rows: number) => {
-      await store.beginRun({ syncId: 'users', runId, mode: 'upsert', chunkSize: 1000 });
+  describe("dropping a finished run's staging", () => {
+    let stagingFile: string;
+    let store: SqliteStateStore;
+    let raw: Database.Database;
+    const stage = async (syncId: string, runId: string, rows: number): Promise<number> => {
+      await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 1000 });
       const page = Array.from({ length: rows }, (_, i) => ({
         key: `u${String(i).padStart(5, '0')}`,
         hash: `h${runId}`,
         payload: '{}',
       }));
       const cursor = { jobId: 'j', pageToken: null, page: 1, rowsRead: rows };
-      await store.stagePage({ syncId: 'users', runId, rows: page, rejected: [], cursor, keyOrdered: true });
-      await store.finishExtract('users', runId);
+      await store.stagePage({ syncId, runId, rows: page, rejected: [], cursor, keyOrdered: true });
+      await store.finishExtract(syncId, runId);
+      return (raw.prepare('SELECT run_no FROM runs WHERE run_id = ?').get(runId) as { run_no: number }).run_no;
     };
-    const raw = new Database(stagingFile);
     const stagingRows = (runNo: number): number =>
       ['run_seen', 'run_rows', 'run_payloads', 'run_delivered', 'run_pages']
         .map((t) => (raw.prepare(`SELECT count(*) AS n FROM ${t} WHERE run_no = ?`).get(runNo) as { n: number }).n)
         .reduce((a, b) => a + b, 0);
-
-    await stage('r1', 1000);
-    const runNo = (raw.prepare("SELECT run_no FROM runs WHERE run_id = 'r1'").get() as { run_no: number }).run_no;
-    expect(stagingRows(runNo)).toBe(3001);
-    // the event loop turns between the steps of the drop (transactions of at most 100 rows): count its turns
-    let turns = 0;
-    let counting = true;
-    const turn = (): void => {
-      if (!counting) return;
-      turns += 1;
+    /** Runs `work`, counting the turns the event loop takes meanwhile. */
+    const countingTurns = async <T>(work: () => Promise<T>): Promise<{ result: T; turns: number }> => {
+      let turns = 0;
+      let counting = true;
+      const turn = (): void => {
+        if (!counting) return;
+        turns += 1;
+        setImmediate(turn);
+      };
       setImmediate(turn);
+      const result = await work();
+      counting = false;
+      return { result, turns };
     };
-    setImmediate(turn);
-    const record = await store.finishRun('users', 'r1', 'succeeded', { ...emptyCounts(), new: 1000 });
-    counting = false;
-    expect(record.status).toBe('succeeded');
-    expect(stagingRows(runNo)).toBe(0);
-    expect(turns).toBeGreaterThanOrEqual(20);
 
-    // a crash after the run was marked finished left its staging: the next run of the sync drops it
-    await stage('r2', 500);
-    raw.prepare("UPDATE runs SET status = 'succeeded' WHERE run_id = 'r2'").run();
-    const r2 = (raw.prepare("SELECT run_no FROM runs WHERE run_id = 'r2'").get() as { run_no: number }).run_no;
-    expect(stagingRows(r2)).toBe(1501);
-    await store.beginRun({ syncId: 'users', runId: 'r3', mode: 'upsert', chunkSize: 1000 });
-    expect(stagingRows(r2)).toBe(0);
-    raw.close();
-    await store.close();
+    beforeEach(async () => {
+      stagingFile = path.join(dir, `staging-${Math.random().toString(36).slice(2)}.db`);
+      store = new SqliteStateStore({ file: stagingFile, dropBatchRows: 100 });
+      await store.migrate();
+      raw = new Database(stagingFile);
+    });
+    afterEach(async () => {
+      raw.close();
+      await store.close();
+    });
+
+    it('empties the staging tables whole when they hold that run alone', async () => {
+      const runNo = await stage('users', 'r1', 1000);
+      expect(stagingRows(runNo)).toBe(3001);
+      const { result, turns } = await countingTurns(() =>
+        store.finishRun('users', 'r1', 'succeeded', { ...emptyCounts(), new: 1000 }),
+      );
+      expect(result.status).toBe('succeeded');
+      expect(stagingRows(runNo)).toBe(0);
+      // one transaction per table (five), not one per 100 rows (the steps below take 20 and more)
+      expect(turns).toBeLessThanOrEqual(8);
+      // the run's log entry stays, and the next run of the sync stages and finishes as before
+      expect((await store.getRun('users', 'r1'))?.counts).toMatchObject({ new: 1000 });
+      const next = await stage('users', 'r2', 10);
+      expect(stagingRows(next)).toBe(31);
+      await store.finishRun('users', 'r2', 'succeeded', { ...emptyCounts(), new: 10 });
+      expect(stagingRows(next)).toBe(0);
+    });
+
+    it("drops it in steps, the event loop free between them, when another run's staging shares the tables", async () => {
+      const other = await stage('orders', 'o1', 300);
+      const runNo = await stage('users', 'r1', 1000);
+      expect(stagingRows(runNo)).toBe(3001);
+      const { result, turns } = await countingTurns(() =>
+        store.finishRun('users', 'r1', 'succeeded', { ...emptyCounts(), new: 1000 }),
+      );
+      expect(result.status).toBe('succeeded');
+      expect(stagingRows(runNo)).toBe(0);
+      expect(turns).toBeGreaterThanOrEqual(20);
+      // the other run's staging is whole: its chunk reads and sends as before
+      expect(stagingRows(other)).toBe(901);
+      expect(await store.readChunk('orders', 'o1', 0)).toHaveLength(300);
+    });
+
+    it('finishes a drop cut short when the next run of the sync begins', async () => {
+      // a crash after the run was marked finished left its staging (another run's shares the tables)
+      await stage('orders', 'o1', 50);
+      const r2 = await stage('users', 'r2', 500);
+      raw.prepare("UPDATE runs SET status = 'succeeded' WHERE run_id = 'r2'").run();
+      expect(stagingRows(r2)).toBe(1501);
+      await store.beginRun({ syncId: 'users', runId: 'r3', mode: 'upsert', chunkSize: 1000 });
+      expect(stagingRows(r2)).toBe(0);
+    });
   });
 
   it('reports a write blocked by another process past the busy timeout as retryable', async () => {
