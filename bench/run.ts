@@ -6,8 +6,8 @@
  *
  *   npm run bench                # the full suite (~20 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
- *   npm run bench -- --only users [--rows N] [--warehouse]   # one end-to-end scenario (full, then 1% changed),
- *                                                            # printed only; --warehouse diffs in the warehouse
+ *   npm run bench -- --only users [--rows N] [--warehouse] [--workers N]   # one end-to-end scenario (full, then
+ *                                      # 1% changed), printed only; --warehouse diffs in the warehouse; N workers
  *   npm run bench -- --only users --profile DIR   # the same, the worker writing a CPU profile (--cpu-prof) to DIR
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
@@ -136,6 +136,7 @@ async function main(): Promise<void> {
       'render-only': { type: 'boolean' },
       only: { type: 'string' },
       rows: { type: 'string' },
+      workers: { type: 'string' },
       warehouse: { type: 'boolean' },
       profile: { type: 'string' },
     },
@@ -179,11 +180,15 @@ async function main(): Promise<void> {
       if (kind === undefined) throw new Error(`--only takes users or events, not "${values.only}"`);
       const rows = values.rows === undefined ? plan.e2eRows : Number(values.rows);
       if (!Number.isSafeInteger(rows) || rows <= 0) throw new Error(`--rows takes a row count, not "${values.rows}"`);
+      const workers = values.workers === undefined ? 1 : Number(values.workers);
+      if (!Number.isSafeInteger(workers) || workers < 1 || workers > 4) {
+        throw new Error(`--workers takes 1 to 4 workers, not "${values.workers}"`);
+      }
       const figures = await runScenario(ctx, {
-        label: `${label(kind, rows)}${values.warehouse === true ? '-warehouse' : ''}`,
+        label: `${label(kind, rows)}${values.warehouse === true ? '-warehouse' : ''}${workers > 1 ? `-${workers}-workers` : ''}`,
         kind,
         rows,
-        workers: 1,
+        workers,
         changedRun: true,
         warehouseDiff: values.warehouse === true,
       });
