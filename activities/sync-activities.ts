@@ -29,6 +29,7 @@ import {
   checkDiffKey,
   MAX_EXCLUDED_KEYS,
   WarehouseDiffConfigError,
+  warehouseDiffHint,
   warehouseTables,
   withUnchangedElsewhere,
 } from '../src/sync/warehouse-diff';
@@ -299,9 +300,12 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           await Promise.allSettled([reading, staging]);
         }
         const finished = await deps.state.finishExtract(sync.id, runId);
+        // rows the warehouse found unchanged never reached the store
+        const counts = withUnchangedElsewhere(finished.counts, unchangedElsewhere);
+        const hint = warehouseDiffHint(sync, counts);
+        if (hint !== undefined) activityContext()?.log.info(hint, { syncId: sync.id, runId });
         return {
-          // rows the warehouse found unchanged never reached the store
-          counts: withUnchangedElsewhere(finished.counts, unchangedElsewhere),
+          counts,
           chunks: finished.chunks,
           duplicateKeys: finished.duplicateKeys,
           sampleRejections: finished.sampleRejections.map(withoutRowValues),

@@ -19,6 +19,7 @@ import { defaultStateUrl } from '../worker/deps';
 import { openStateStore } from '../state';
 import { checkSync, previewSync } from './inspect';
 import { describeFailure, formatCounts, formatBytes } from './format';
+import { warehouseDiffHint } from '../sync/warehouse-diff';
 
 const EXIT = { ok: 0, failed: 1, input: 2, running: 3, notFound: 4 } as const;
 
@@ -107,11 +108,13 @@ function uiLink(workflowId: string, runId?: string): string {
   return `${base}/namespaces/${ns}/workflows/${encodeURIComponent(workflowId)}${runId ? `/${runId}` : ''}`;
 }
 
-function printResult(result: SyncWorkflowResult): void {
+function printResult(result: SyncWorkflowResult, sync: SyncConfig): void {
   console.log(
     `✔ ${result.syncId}: ${formatCounts(result.counts)} · ${result.chunks} chunk(s) · BigQuery ${formatBytes(result.bytesProcessed)} · ${result.syncedKeys} keys in sync`,
   );
   for (const r of result.sampleRejections.slice(0, 5)) console.log(`  rejected ${r.key ?? '(no key)'}: ${r.reason}`);
+  const hint = warehouseDiffHint(sync, result.counts);
+  if (hint !== undefined) console.log(`  hint: ${hint}`);
 }
 
 async function follow(client: AmpsyncClient, sync: SyncConfig, showBar: boolean): Promise<SyncWorkflowResult> {
@@ -181,7 +184,7 @@ program
   .option('--no-progress', 'print progress lines instead of a bar')
   .action(async (id: string, opts: { progress: boolean }) => {
     const sync = syncFromFile(id);
-    await withClient(async (client) => printResult(await follow(client, sync, opts.progress)));
+    await withClient(async (client) => printResult(await follow(client, sync, opts.progress), sync));
   });
 
 program

@@ -82,3 +82,27 @@ export function withUnchangedElsewhere<C extends Pick<RunCounts, 'extracted' | '
     gone: Math.max(0, counts.gone - unchangedElsewhere),
   };
 }
+
+/** Rows a run diffed in the worker reads before `warehouseDiffHint` suggests diffing in the warehouse... */
+export const WAREHOUSE_DIFF_HINT_ROWS = 100_000;
+/** ...when at most this share of them changed. */
+const WAREHOUSE_DIFF_HINT_SHARE = 0.05;
+
+/**
+ * Advice for a sync diffed in the worker whose run read a large model out of BigQuery to find few changed rows:
+ * with `source.stateDataset` the unchanged rows would stay in BigQuery. Undefined for a sync diffed in the
+ * warehouse already, a small model, or a run that changed much of it.
+ */
+export function warehouseDiffHint(
+  sync: { source: { stateDataset?: string | undefined } },
+  counts: Pick<RunCounts, 'extracted' | 'new' | 'changed'>,
+): string | undefined {
+  if (sync.source.stateDataset !== undefined || counts.extracted < WAREHOUSE_DIFF_HINT_ROWS) return undefined;
+  const changed = counts.new + counts.changed;
+  if (changed > counts.extracted * WAREHOUSE_DIFF_HINT_SHARE) return undefined;
+  const n = (x: number): string => x.toLocaleString('en-US');
+  return (
+    `this run read ${n(counts.extracted)} rows out of BigQuery to find ${n(changed)} new or changed; ` +
+    'with source.stateDataset the diff runs in BigQuery and only those rows leave it (README: "Diffing in BigQuery")'
+  );
+}

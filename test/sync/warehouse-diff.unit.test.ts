@@ -1,6 +1,7 @@
 import {
   checkDiffKey,
   WarehouseDiffConfigError,
+  warehouseDiffHint,
   warehouseTables,
   withUnchangedElsewhere,
 } from '../../src/sync/warehouse-diff';
@@ -52,5 +53,19 @@ describe('warehouse diff helpers', () => {
     expect(withUnchangedElsewhere(counts, 90)).toEqual({ extracted: 100, unchanged: 92, gone: 5, new: 8 });
     expect(withUnchangedElsewhere(counts, 0)).toBe(counts);
     expect(withUnchangedElsewhere({ extracted: 0, unchanged: 0, gone: 1 }, 3).gone).toBe(0);
+  });
+
+  it('suggests the warehouse diff to a worker-diffed sync that read a large model to find few changes', () => {
+    const inWorker = { source: {} };
+    const counts = { extracted: 1_000_000, new: 2_000, changed: 8_000 };
+    expect(warehouseDiffHint(inWorker, counts)).toBe(
+      'this run read 1,000,000 rows out of BigQuery to find 10,000 new or changed; with source.stateDataset the ' +
+        'diff runs in BigQuery and only those rows leave it (README: "Diffing in BigQuery")',
+    );
+    // diffed in the warehouse already, a small model, or a run that changed much of it: nothing to suggest
+    expect(warehouseDiffHint({ source: { stateDataset: 'ampsync_state' } }, counts)).toBeUndefined();
+    expect(warehouseDiffHint(inWorker, { extracted: 99_999, new: 0, changed: 10 })).toBeUndefined();
+    expect(warehouseDiffHint(inWorker, { extracted: 1_000_000, new: 0, changed: 50_001 })).toBeUndefined();
+    expect(warehouseDiffHint(inWorker, { extracted: 1_000_000, new: 50_000, changed: 0 })).toBeDefined();
   });
 });
