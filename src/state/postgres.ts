@@ -62,6 +62,12 @@ const SCHEMA_VERSION = 4;
 /** An unquoted PostgreSQL identifier (at most 63 bytes). */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Session temp tables a page is copied into; emptied at each commit. */
+/** The tables holding what runs staged. */
+const STAGING_TABLES = ['run_seen', 'run_rows', 'run_delivered', 'run_pages'] as const;
+/** SQLSTATEs that leave a finished run's staging to DELETE: a lock NOWAIT could not take, TRUNCATE not granted. */
+const LOCK_NOT_AVAILABLE = '55P03';
+const INSUFFICIENT_PRIVILEGE = '42501';
+
 const PAGE_KEYS = 'pg_temp.ampsync_page_keys';
 const PAGE_ROWS = 'pg_temp.ampsync_page_rows';
 /** Memory for finishExtract's group-by over a run's keys (server side, that transaction only). */
@@ -789,10 +795,41 @@ export class PostgresStateStore implements StateStore {
     return run;
   }
 
+  /** Drops what a run staged, in the transaction that closes it. */
   private async dropStaging(c: PoolClient, runNo: number): Promise<void> {
-    for (const table of ['run_seen', 'run_rows', 'run_delivered', 'run_pages']) {
-      await c.query(`DELETE FROM ${this.t}.${table} WHERE run_no = $1`, [runNo]);
+    const tables = STAGING_TABLES.map((table) => `${this.t}.${table}`);
+    if (await this.truncateStagingOfOnlyRun(c, runNo, tables)) return;
+    for (const table of tables) await c.query(`DELETE FROM ${table} WHERE run_no = $1`, [runNo]);
+  }
+
+  /**
+   * Empties the staging tables whole (TRUNCATE) when they hold no other run's rows, which is what a store serving
+   * one sync at a time always finds: a 1M-row run's staging in ~0.1 s instead of ~1 s of DELETE, and no dead rows
+   * left for vacuum. Their lock is taken without waiting, so a table another transaction is using (another run's
+   * staging or reads), or a role that may not truncate, leaves it to DELETE; false then, and nothing changed.
+   */
+  private async truncateStagingOfOnlyRun(c: PoolClient, runNo: number, tables: string[]): Promise<boolean> {
+    await c.query('SAVEPOINT ampsync_truncate_staging');
+    try {
+      // with the lock held, every other write to these tables has committed: the check below sees all of them
+      await c.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE NOWAIT`);
+      const only = tables
+        .map((t) => `coalesce((SELECT min(run_no) FROM ${t}) = $1 AND (SELECT max(run_no) FROM ${t}) = $1, true)`)
+        .join(' AND ');
+      const { rows } = await c.query<{ only: boolean }>(`SELECT ${only} AS only`, [runNo]);
+      if (rows[0]?.only === true) {
+        await c.query(`TRUNCATE ${tables.join(', ')}`);
+        await c.query('RELEASE SAVEPOINT ampsync_truncate_staging');
+        return true;
+      }
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code !== LOCK_NOT_AVAILABLE && code !== INSUFFICIENT_PRIVILEGE) throw err;
     }
+    // the lock (if taken) is released with the savepoint's work
+    await c.query('ROLLBACK TO SAVEPOINT ampsync_truncate_staging');
+    await c.query('RELEASE SAVEPOINT ampsync_truncate_staging');
+    return false;
   }
 
   private async ensurePageTables(c: PoolClient): Promise<void> {

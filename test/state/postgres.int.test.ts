@@ -185,3 +185,92 @@ describe('PostgresStateStore plans', () => {
     expect(await order('run_2')).toMatchObject({ key_ordered: false });
   });
 });
+
+describe("PostgresStateStore dropping a finished run's staging", () => {
+  const dropSchema = uniqueName('ampsync_drop').toLowerCase();
+  let store: PostgresStateStore;
+  let admin: Client;
+
+  beforeAll(async () => {
+    store = new PostgresStateStore({ connectionString, schema: dropSchema });
+    await store.migrate();
+    admin = new Client({ connectionString });
+    await admin.connect();
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await admin.query(`DROP SCHEMA IF EXISTS "${dropSchema}" CASCADE`);
+    await admin.end();
+  });
+
+  async function stage(syncId: string, runId: string, rows: number): Promise<void> {
+    await store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 1000 });
+    const page = Array.from({ length: rows }, (_, i) => ({
+      key: `u${String(i).padStart(5, '0')}`,
+      hash: `h${runId}`,
+      payload: '{}',
+    }));
+    const cursor = { jobId: 'j', pageToken: null, page: 1, rowsRead: rows };
+    await store.stagePage({ syncId, runId, rows: page, rejected: [], cursor, keyOrdered: true });
+    await store.finishExtract(syncId, runId);
+  }
+  const stagedRows = async (runId: string): Promise<number> => {
+    const { rows } = await admin.query<{ n: string }>(
+      `SELECT count(*) AS n FROM "${dropSchema}".run_rows
+        WHERE run_no = (SELECT run_no FROM "${dropSchema}".runs WHERE run_id = $1)`,
+      [runId],
+    );
+    return Number(rows[0]?.n);
+  };
+  /** The file behind run_rows: TRUNCATE gives the table a new one, DELETE keeps it. */
+  const fileOfRunRows = async (): Promise<string> =>
+    (await admin.query<{ f: string }>(`SELECT pg_relation_filenode('"${dropSchema}".run_rows')::text AS f`)).rows[0]
+      ?.f as string;
+
+  it('truncates the staging tables when they hold that run alone', async () => {
+    await stage('users', 'r1', 500);
+    expect(await stagedRows('r1')).toBe(500);
+    const before = await fileOfRunRows();
+    await store.finishRun('users', 'r1', 'succeeded', { ...emptyCounts(), new: 500 });
+    expect(await stagedRows('r1')).toBe(0);
+    expect(await fileOfRunRows()).not.toBe(before);
+    expect((await store.getRun('users', 'r1'))?.counts).toMatchObject({ new: 500 });
+  });
+
+  it("deletes only that run's rows when another run's staging shares the tables", async () => {
+    await stage('orders', 'o1', 300);
+    await stage('users', 'r2', 500);
+    const before = await fileOfRunRows();
+    await store.finishRun('users', 'r2', 'succeeded', { ...emptyCounts(), new: 500 });
+    expect(await stagedRows('r2')).toBe(0);
+    expect(await fileOfRunRows()).toBe(before);
+    expect(await stagedRows('o1')).toBe(300);
+    expect(await store.readChunk('orders', 'o1', 0)).toHaveLength(300);
+    await store.finishRun('orders', 'o1', 'succeeded', { ...emptyCounts(), new: 300 });
+  });
+
+  it('does not wait for a transaction that holds a staging table: it deletes instead', async () => {
+    await stage('users', 'r3', 500);
+    const before = await fileOfRunRows();
+    const reader = new Client({ connectionString });
+    await reader.connect();
+    try {
+      // an open transaction that read a staging table holds a lock TRUNCATE would wait for
+      await reader.query('BEGIN');
+      await reader.query(`SELECT count(*) FROM "${dropSchema}".run_rows`);
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<'waited'>((resolve) => (timer = setTimeout(() => resolve('waited'), 10_000)));
+      const finished = store
+        .finishRun('users', 'r3', 'succeeded', { ...emptyCounts(), new: 500 })
+        .then(() => 'finished');
+      expect(await Promise.race([finished, waited])).toBe('finished');
+      clearTimeout(timer);
+      expect(await stagedRows('r3')).toBe(0);
+      expect(await fileOfRunRows()).toBe(before);
+    } finally {
+      await reader.query('ROLLBACK');
+      await reader.end();
+    }
+  });
+});
