@@ -61,13 +61,12 @@ const DEFAULT_SCHEMA = 'ampsync';
 const SCHEMA_VERSION = 4;
 /** An unquoted PostgreSQL identifier (at most 63 bytes). */
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
-/** Session temp tables a page is copied into; emptied at each commit. */
 /** The tables holding what runs staged. */
 const STAGING_TABLES = ['run_seen', 'run_rows', 'run_delivered', 'run_pages'] as const;
 /** SQLSTATEs that leave a finished run's staging to DELETE: a lock NOWAIT could not take, TRUNCATE not granted. */
 const LOCK_NOT_AVAILABLE = '55P03';
 const INSUFFICIENT_PRIVILEGE = '42501';
-
+/** Session temp tables a page is copied into; emptied at each commit. */
 const PAGE_KEYS = 'pg_temp.ampsync_page_keys';
 const PAGE_ROWS = 'pg_temp.ampsync_page_rows';
 /** Memory for finishExtract's group-by over a run's keys (server side, that transaction only). */
