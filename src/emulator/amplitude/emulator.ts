@@ -177,6 +177,9 @@ export class AmplitudeEmulatorServer implements AmplitudeEmulator {
   private closed = false;
   private downTimer: NodeJS.Timeout | undefined;
   private upWaiters: Array<() => void> = [];
+  /** Requests being handled (a latency fault keeps them here after their client gave up). */
+  private inFlight = 0;
+  private settleWaiters: Array<() => void> = [];
 
   private constructor(server: http.Server, port: number, options: AmplitudeEmulatorOptions) {
     this.server = server;
@@ -341,12 +344,26 @@ export class AmplitudeEmulatorServer implements AmplitudeEmulator {
     this.log = [];
   }
 
+  settled(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.handle(req, res).catch((err: unknown) => {
-      const cause = err instanceof Error ? err.message : String(err);
-      if (res.headersSent) res.destroy();
-      else send(res, json(500, { code: 500, error: `emulator failure on ${req.method} ${req.url}: ${cause}` }));
-    });
+    this.inFlight += 1;
+    this.handle(req, res)
+      .catch((err: unknown) => {
+        const cause = err instanceof Error ? err.message : String(err);
+        if (res.headersSent) res.destroy();
+        else send(res, json(500, { code: 500, error: `emulator failure on ${req.method} ${req.url}: ${cause}` }));
+      })
+      .finally(() => {
+        this.inFlight -= 1;
+        if (this.inFlight > 0) return;
+        const waiters = this.settleWaiters;
+        this.settleWaiters = [];
+        for (const resolve of waiters) resolve();
+      });
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

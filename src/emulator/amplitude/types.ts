@@ -100,6 +100,11 @@ export interface AmplitudeEmulator {
   projects(): string[];
   /** The request log (the most recent ones once it passes 100,000 entries). */
   requests(): readonly RequestRecord[];
+  /**
+   * Resolves once no request is being handled: a request its client abandoned under a latency fault is still
+   * processed (and stored) when its latency passes, so wait for this before counting what was stored or resetting.
+   */
+  settled(): Promise<void>;
   /** Forgets every event, profile, dedup key and logged request (faults stay). */
   reset(): void;
 }

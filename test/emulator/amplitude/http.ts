@@ -17,6 +17,8 @@ export interface PostOptions {
   gzip?: boolean;
   contentType?: string | null;
   headers?: Record<string, string>;
+  /** Aborts the request (the client gives up; the emulator may still be handling it). */
+  signal?: AbortSignal;
 }
 
 /** POSTs JSON (or a raw string) to the emulator and reads the answer. */
@@ -31,7 +33,12 @@ export async function post(base: string, path: string, body: unknown, options: P
     payload = gzipSync(payload);
     headers['content-encoding'] = 'gzip';
   }
-  const res = await fetch(`${base}${path}`, { method: 'POST', headers, body: payload });
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers,
+    body: payload,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
   const answer = await res.text();
   let parsed: unknown;
   try {

@@ -357,6 +357,25 @@ describe('5xx, resets, latency, down', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
   });
 
+  it('a request its client abandoned under latency is stored when the latency passes, and settled() waits for it', async () => {
+    amplitude.latency({ ms: 300 });
+    const abandoned = post(
+      amplitude.url,
+      '/batch',
+      { api_key: API_KEY, events: [event('user-1')] },
+      {
+        signal: AbortSignal.timeout(50),
+      },
+    );
+    await expect(abandoned).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(amplitude.eventCount()).toBe(0);
+    await amplitude.settled();
+    expect(amplitude.eventCount()).toBe(1);
+    expect(amplitude.requests().map((r) => r.status)).toEqual([200]);
+    // nothing in flight: resolves at once
+    await amplitude.settled();
+  });
+
   it('down refuses connections, then listens again on the same port', async () => {
     const { port } = amplitude;
     await amplitude.down({ forMs: 300 });
