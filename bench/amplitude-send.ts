@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startAmplitudeProcess, type AmplitudeProcess } from './support/amplitude-process';
 import { compileForBench } from './support/compile';
-import { WORKER_NODE_ARGS, compiledLauncher, runChild, type Launcher } from './support/processes';
+import { WORKER_ENV, WORKER_NODE_ARGS, compiledLauncher, runChild, type Launcher } from './support/processes';
 import {
   BATCH_ROWS,
   IN_FLIGHT_REQUESTS,
@@ -62,7 +62,7 @@ export async function runSendComparison(options: SendComparisonOptions): Promise
       '--rows',
       String(rows),
     ]);
-    const lines = await runChild({ name: `send side ${side}`, command, args });
+    const lines = await runChild({ name: `send side ${side}`, command, args, env: WORKER_ENV });
     const line = lines.find((l) => l.startsWith('RESULT '));
     if (line === undefined) throw new SendComparisonError(`send side ${side} printed no result`);
     const result = JSON.parse(line.slice('RESULT '.length)) as SideResult;

@@ -26,7 +26,7 @@ import { emptyCounts } from '../src/sync/types';
 import type { BuiltPayload, DiffRow, RowOutcome } from '../src/sync/types';
 import { positioned } from '../activities/sync-activities';
 import { services } from '../test/support/env';
-import { WORKER_NODE_ARGS } from './support/processes';
+import { WORKER_ENV, WORKER_NODE_ARGS } from './support/processes';
 
 const DEFAULT_ROWS = 1_000_000;
 const PAGE_SIZE_ROWS = 10_000;
@@ -315,7 +315,7 @@ async function child(kind: StoreKind, keyOrder: KeyOrder, rows: number): Promise
 
 function runChild(kind: StoreKind, order: KeyOrder, rows: number): Promise<StoreResult> {
   return new Promise((resolve, reject) => {
-    // the store runs inside `ampsync worker`, under the worker's heap limit
+    // the store runs inside `ampsync worker`, under the worker's heap limit and allocator environment
     const args = [
       ...WORKER_NODE_ARGS,
       ...process.execArgv,
@@ -327,7 +327,10 @@ function runChild(kind: StoreKind, order: KeyOrder, rows: number): Promise<Store
       '--rows',
       String(rows),
     ];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...WORKER_ENV },
+    });
     let out = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.on('error', reject);

@@ -20,6 +20,7 @@ import {
   readCpuSeconds,
   readMemory,
   startChild,
+  WORKER_ENV,
   stopChild,
   type Child,
   type Launcher,
@@ -145,6 +146,7 @@ async function startWorkers(
         command,
         args,
         env: {
+          ...WORKER_ENV,
           BENCH_TEMPORAL_ADDRESS: ctx.temporalAddress,
           BENCH_TASK_QUEUE: taskQueue,
           BENCH_STATE: stateUrl,

@@ -50,6 +50,8 @@ export interface BenchReport {
   defaults: SyncDefaults;
   /** Node flags the bench workers ran with. */
   workerNodeArgs: string[];
+  /** Environment the bench workers ran with beyond the benchmark's own (as `ampsync worker` sets it). */
+  workerEnv?: Record<string, string>;
   e2e: {
     users: ScenarioFigures;
     events: ScenarioFigures;
@@ -75,6 +77,12 @@ const RUN_FLOOR_EVENTS = 20;
 const fmt = (n: number): string => n.toLocaleString('en-US');
 const pct = (n: number): string => `${Math.round(n * 1000) / 10}%`;
 const x = (n: number): string => `${Math.round(n * 100) / 100}×`;
+
+/** How the workers ran: their node flags and the environment they were given, e.g. `--max-old-space-size=1024 MALLOC_ARENA_MAX=2`. */
+function workerSetup(report: Pick<BenchReport, 'workerNodeArgs' | 'workerEnv'>): string {
+  const env = Object.entries(report.workerEnv ?? {}).map(([name, value]) => `${name}=${value}`);
+  return [...report.workerNodeArgs, ...env].join(' ') || 'no node flags';
+}
 
 function side(sides: MeasuredSide[], name: MeasuredSide['side']): MeasuredSide | undefined {
   return sides.find((s) => s.side === name);
@@ -155,7 +163,7 @@ export function checkTargets(report: Omit<BenchReport, 'targets'>): TargetCheck[
     measured: `${peakRun.workerPeakRssMb} MB (${peakRun.label})`,
     goal: `< ${TARGETS.peakRssMb} MB`,
     pass: peakRun.workerPeakRssMb < TARGETS.peakRssMb,
-    note: `workers ran with ${report.workerNodeArgs.join(' ') || 'no node flags'}`,
+    note: `workers ran with ${workerSetup(report)}`,
   });
   const fullRuns = measuredRuns.filter((s) => s.rows >= HISTORY_TARGET_MIN_ROWS).map((s) => s.full);
   const worst = fullRuns.reduce((a, b) => (b.rowsPerHistoryEvent < a.rowsPerHistoryEvent ? b : a));
@@ -317,7 +325,7 @@ export function renderMarkdown(report: BenchReport): string {
       `${report.defaults.chunksPerActivity ?? 1}, batchSize ` +
       `${fmt(report.defaults.batchSize)}, concurrency ${report.defaults.concurrency}, ` +
       `${fmt(report.defaults.pageSize)} rows per page) through the Temporal dev server, one worker child process ` +
-      `(compiled JavaScript, ${report.workerNodeArgs.join(' ') || 'no node flags'}, SQLite state) and the Amplitude ` +
+      `(compiled JavaScript, ${workerSetup(report)}, SQLite state) and the Amplitude ` +
       'emulator in its own process (storeEvents: false). Rows come from a generated source reproducible from the model ' +
       'text (the BigQuery emulator is measured on its own below). Stage rates come from the workflow history ' +
       '(ActivityTaskScheduled → Completed per activity type); "send+commit" spans every sendChunk, each of which ' +

@@ -31,7 +31,7 @@ import { runScenario, type BenchContext, type ScenarioFigures } from './e2e';
 import { checkTargets, renderMarkdown, type BenchReport, type MachineFacts } from './report';
 import { startAmplitudeProcess } from './support/amplitude-process';
 import { compileForBench } from './support/compile';
-import { WORKER_NODE_ARGS, compiledLauncher } from './support/processes';
+import { WORKER_ENV, WORKER_NODE_ARGS, compiledLauncher } from './support/processes';
 import type { Side } from './support/send-sides';
 
 /** Rows per BigQuery page the worker reads (activities' default). */
@@ -301,6 +301,7 @@ async function main(): Promise<void> {
         pageSize: PAGE_SIZE_ROWS,
       },
       workerNodeArgs: WORKER_NODE_ARGS,
+      workerEnv: WORKER_ENV,
       e2e: { users, events, usersWarehouse, eventsWarehouse, usersDefaultHeap },
       send: { rows: plan.sendRows, sdkRows: plan.sdkRows, sides },
       scaling: { users: scaling, twoWorkers, skipped },

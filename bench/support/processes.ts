@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { workerAllocatorEnv } from '../../src/worker/heap';
 
 /** The repository root (bench/support/../..). */
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -143,6 +144,12 @@ export const tsxLauncher: Launcher = (source, args = []) => ({
  * collecting (V8 scales its growth factor with the heap limit).
  */
 export const WORKER_NODE_ARGS = ['--max-old-space-size=1024'];
+
+/**
+ * The environment `ampsync worker` gives itself (glibc's malloc arenas capped at 2 on Linux, unless this process's
+ * environment already sets them), for the processes that stand in for it.
+ */
+export const WORKER_ENV: Record<string, string> = workerAllocatorEnv(process.env, process.platform) ?? {};
 
 export function compiledLauncher(compiled: (source: string) => string, nodeArgs: string[] = []): Launcher {
   return (source, args = []) => ({ command: process.execPath, args: [...nodeArgs, compiled(source), ...args] });

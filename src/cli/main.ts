@@ -6,7 +6,14 @@ import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { ServiceStartError, servicesCommand } from '../dev/services';
 import { createAmpsyncWorker } from '../worker/worker';
-import { WorkerHeapConfigError, heapLimitMb, relaunchWith, workerHeapFlag } from '../worker/heap';
+import {
+  MALLOC_ARENA_ENV,
+  WorkerHeapConfigError,
+  heapLimitMb,
+  relaunchWith,
+  workerAllocatorEnv,
+  workerHeapFlag,
+} from '../worker/heap';
 import { SingleBar, Presets } from 'cli-progress';
 import { ConfigError, SecretError, findSync, loadSyncsFile, type SyncsFile } from '../config/load';
 import { CODEC_ENV, CodecKeyError, codecFromEnv } from '../temporal/codec';
@@ -156,10 +163,12 @@ program
   .description('run a worker that executes syncs (any number of syncs per worker)')
   .option('--max-activities <n>', 'activities run at once', (v) => Number(v))
   .action(async (opts: { maxActivities?: number }) => {
-    // a bounded heap keeps V8 from growing it with garbage: run again under the flag when node has none
+    // a bounded heap keeps V8 from growing it with garbage, and fewer malloc arenas keep freed memory from
+    // piling up per thread: run again under both when node was started without them
     const heapFlag = workerHeapFlag(process.execArgv, process.env);
-    if (heapFlag !== null) {
-      process.exitCode = await relaunchWith(heapFlag);
+    const allocator = workerAllocatorEnv(process.env, process.platform);
+    if (heapFlag !== null || allocator !== null) {
+      process.exitCode = await relaunchWith(heapFlag, allocator);
       return;
     }
     const g = globals();
@@ -171,9 +180,11 @@ program
       ...(opts.maxActivities !== undefined ? { maxConcurrentActivities: opts.maxActivities } : {}),
     });
     const codec = codecFromEnv();
+    const arenas = process.env[MALLOC_ARENA_ENV];
+    const memory = `heap limit ${heapLimitMb()} MB${arenas === undefined ? '' : `, ${MALLOC_ARENA_ENV}=${arenas}`}`;
     const payloads = codec ? `payloads encrypted with codec key "${codec.activeKeyId}"` : 'payloads not encrypted';
     console.error(
-      `ampsync worker polling task queue "${w.taskQueue}" (state: ${redactUrl(g.state ?? defaultStateUrl())}; ${payloads}; heap limit ${heapLimitMb()} MB); Ctrl-C stops it gracefully`,
+      `ampsync worker polling task queue "${w.taskQueue}" (state: ${redactUrl(g.state ?? defaultStateUrl())}; ${payloads}; ${memory}); Ctrl-C stops it gracefully`,
     );
     await w.run();
   });
