@@ -5,12 +5,12 @@
  *   const { worker, shutdown } = await createAmpsyncWorker({ taskQueue: 'ampsync' });
  *   await worker.run();
  */
-import type { PayloadCodec } from '@temporalio/common';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { LogLevel, LogMetadata, Logger, PayloadCodec } from '@temporalio/common';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
 import { codecFromEnv, ENCODED_FAILURES_PATH } from '../temporal/codec';
 import { DEFAULT_TASK_QUEUE } from '../temporal/names';
 import { temporalTarget } from '../temporal/connection';
-import { AmpsyncPlugin, type AmpsyncPluginOptions } from './plugin';
+import { AmpsyncPlugin, WORKFLOWS_PATH, type AmpsyncPluginOptions } from './plugin';
 
 export interface AmpsyncWorkerOptions extends AmpsyncPluginOptions {
   taskQueue?: string;
@@ -44,6 +44,47 @@ export interface AmpsyncWorker {
   run(): Promise<void>;
 }
 
+/**
+ * The SDK's logger without its info and lower messages: the bundler reports every build at info level as webpack's
+ * module listing (~20 lines on each worker start), and its warnings and errors are what matters.
+ */
+function warningsOnly(logger: Logger): Logger {
+  const forward = (level: LogLevel, message: string, meta?: LogMetadata): void => {
+    if (level === 'WARN' || level === 'ERROR') logger.log(level, message, meta);
+  };
+  return {
+    log: forward,
+    trace: () => undefined,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (message, meta) => forward('WARN', message, meta),
+    error: (message, meta) => forward('ERROR', message, meta),
+  };
+}
+
+/**
+ * ampsync's workflows bundled as the worker would bundle them from `workflowsPath` (with the failure converter
+ * when payloads are encrypted), but quietly; a worker given its own workflows or workflow interceptors bundles
+ * them itself, as the SDK does.
+ */
+async function quietWorkflowBundle(
+  extra: Partial<WorkerOptions> | undefined,
+  encodedFailures: boolean,
+): Promise<{ workflowBundle: { code: string } } | Record<string, never>> {
+  const own =
+    extra?.workflowsPath !== undefined ||
+    extra?.workflowBundle !== undefined ||
+    extra?.bundlerOptions !== undefined ||
+    (extra?.interceptors?.workflowModules?.length ?? 0) > 0;
+  if (own) return {};
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    ...(encodedFailures ? { failureConverterPath: ENCODED_FAILURES_PATH } : {}),
+    logger: warningsOnly(Runtime.instance().logger),
+  });
+  return { workflowBundle: { code } };
+}
+
 /** Connects to Temporal and builds a worker with the ampsync plugin. */
 export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): Promise<AmpsyncWorker> {
   const target = temporalTarget({
@@ -60,11 +101,13 @@ export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): P
   const taskQueue = options.taskQueue ?? process.env.AMPSYNC_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
   let worker: Worker;
   try {
+    const bundle = await quietWorkflowBundle(options.workerOptions, codec !== null && codec !== undefined);
     worker = await Worker.create({
       connection,
       namespace: target.namespace,
       taskQueue,
       plugins: [plugin],
+      ...bundle,
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
       maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTasks ?? 10,
       shutdownGraceTime: options.shutdownGraceTimeMs ?? 30_000,

@@ -187,14 +187,21 @@ test('worker starts polling and stops gracefully on SIGINT', async () => {
     },
   );
   let stderr = '';
+  let stdout = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 600 && !stderr.includes('ampsync worker polling task queue'); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  expect(stderr).toContain(`ampsync worker polling task queue "${harness.taskQueue}-w"`);
-  // started without a heap flag, it runs itself again under its 1024 MB old space (V8's limit adds the young
-  // generation; node's default here is several GB) and with glibc's malloc arenas capped; SIGINT is passed on
-  expect(stderr).toMatch(/heap limit 10\d\d MB, MALLOC_ARENA_MAX=2\)/);
-  child.kill('SIGINT');
+  try {
+    for (let i = 0; i < 600 && !stderr.includes('ampsync worker polling task queue'); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(stderr).toContain(`ampsync worker polling task queue "${harness.taskQueue}-w"`);
+    // started without a heap flag, it runs itself again under its 1024 MB old space (V8's limit adds the young
+    // generation; node's default here is several GB) and with glibc's malloc arenas capped; SIGINT is passed on
+    expect(stderr).toMatch(/heap limit 10\d\d MB, MALLOC_ARENA_MAX=2\)/);
+    // the workflows are bundled without webpack's module listing in the log
+    expect(stdout + stderr).not.toMatch(/webpack|modules by path|workflow-bundle/);
+  } finally {
+    child.kill('SIGINT');
+  }
   expect(await exited).toBe(0);
 });
