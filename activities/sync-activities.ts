@@ -23,7 +23,7 @@ import type {
 } from '../src/sync/types';
 import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
 import { classified } from '../src/temporal/failures';
-import { mappingIdentity } from '../src/amplitude/mapping';
+import { mappingIdentity, modelColumns } from '../src/amplitude/mapping';
 import { loadFingerprintHash } from '../src/diff/canonical';
 import {
   checkDiffKey,
@@ -226,15 +226,17 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           // a deterministic job id: a retried attempt attaches to the query its predecessor started
           const jobId = extractJobId(sync.id, runId);
           const warehouse = warehouseDiffOf(sync, source);
+          // the key and the mapped columns alone leave the warehouse (and are all a warehouse diff fingerprints)
+          const columns = modelColumns(sync);
           let opened;
           if (warehouse === undefined) {
             // in key order where the key's type allows: the store then reads delivered state by key range
-            opened = await source.open(sync.model, { jobId, orderByKey: sync.key });
+            opened = await source.open(sync.model, { jobId, orderByKey: sync.key, columns });
           } else {
             const stored = await deps.state.getWarehouseSnapshot(sync.id);
             const snapshot = stored !== null && stored.mapping === mappingIdentity(sync) ? stored.table : null;
             const { runTable } = warehouseTables(sync.id, runId);
-            opened = await warehouse.openChanges(sync.model, { jobId, key: sync.key, runTable, snapshot });
+            opened = await warehouse.openChanges(sync.model, { jobId, key: sync.key, runTable, snapshot, columns });
           }
           position = opened.position;
           mapper = deps.mapperFor(sync, opened.schema);

@@ -251,11 +251,18 @@ function shapeOf(sync: SyncConfig): Shape {
   }
 }
 
+/**
+ * The model columns a sync reads: its key, then each mapped column once. The extract selects these alone, so
+ * the model's other columns are neither read out of BigQuery (nor billed) nor fingerprinted by a warehouse diff.
+ */
+export function modelColumns(sync: SyncConfig): string[] {
+  return [...new Set([sync.key, ...sync.mappings.flatMap((m) => (m.from === undefined ? [] : [m.from]))])];
+}
+
 function checkColumns(sync: SyncConfig, schema: SourceField[] | undefined): void {
   if (schema === undefined) return;
   const available = schema.map((f) => f.name);
-  const wanted = [sync.key, ...sync.mappings.flatMap((m) => (m.from === undefined ? [] : [m.from]))];
-  const missing = [...new Set(wanted.filter((c) => !available.includes(c)))];
+  const missing = modelColumns(sync).filter((c) => !available.includes(c));
   if (missing.length > 0) throw missingColumnsError(sync, missing, available);
 }
 

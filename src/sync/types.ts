@@ -83,6 +83,8 @@ export interface OpenChangesRequest {
   runTable: string;
   /** The snapshot to diff against, or null: every row is new to the warehouse. */
   snapshot: string | null;
+  /** The model's columns to copy and fingerprint (the key and the mapped columns); all of them when absent. */
+  columns?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -123,7 +125,10 @@ export interface Source {
    * Runs the model (a query job, or a table read) and returns where its first page is. With a `jobId`, a
    * retried call attaches to the job an earlier attempt started instead of running the query again.
    */
-  open(model: ModelConfig, options?: { jobId?: string; orderByKey?: string }): Promise<OpenedModel>;
+  open(
+    model: ModelConfig,
+    options?: { jobId?: string; orderByKey?: string; columns?: readonly string[] },
+  ): Promise<OpenedModel>;
   /** Reads the page at `position`; calling again with the same position returns the same rows. */
   readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage>;
 }

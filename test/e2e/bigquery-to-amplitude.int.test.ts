@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BigQuery } from '@google-cloud/bigquery';
+import { extractJobId } from '../../activities/sync-activities';
+import { modelColumns } from '../../src/amplitude/mapping';
 import { parseSyncsFile } from '../../src/config/load';
 import type { SyncConfig } from '../../src/config/schema';
 import { changeDemoRows, demoRows, seedDemoData } from '../../src/dev/demo-data';
@@ -162,4 +164,31 @@ test('a Schedule made by apply fires, and its run carries the search attributes'
 
   const removed = await harness.client.applySchedules([]);
   expect(removed.deleted).toContain(scheduled.id);
+});
+
+test('a run reads the key and the mapped columns alone out of BigQuery', async () => {
+  const users = sync('demo-users');
+  // the demo model selects sessions_30d; this sync leaves it unmapped
+  const narrow: SyncConfig = {
+    ...users,
+    id: `narrow-${dataset}`,
+    mappings: users.mappings.filter((m) => m.from !== 'sessions_30d'),
+  };
+  const result = await harness.client.run(narrow);
+  expect(result.counts.delivered).toBeGreaterThan(0);
+  const [, , response] = (await bq.job(extractJobId(narrow.id, result.runId)).getQueryResults({
+    maxResults: 0,
+    autoPaginate: false,
+  })) as [unknown, unknown, { schema?: { fields?: { name: string }[] } }];
+  const read = (response.schema?.fields ?? []).map((f) => f.name);
+  expect(read).toEqual([
+    'user_id',
+    'plan',
+    'lifetime_value',
+    'trial_ends_at',
+    'activated_on',
+    'email_domain',
+    'account_id',
+  ]);
+  expect(read).toEqual(modelColumns(narrow));
 });

@@ -84,6 +84,12 @@ export interface OpenOptions {
    * its resources (its final ORDER BY stage runs on one slot), the model runs again unordered.
    */
   orderByKey?: string;
+  /**
+   * The model's columns to read (a sync's key and mapped columns): a query then selects those alone, and
+   * BigQuery bills only the columns it reads. A table read with tabledata.list (which bills nothing) reads every
+   * column.
+   */
+  columns?: readonly string[];
 }
 
 /** Default longest wait for a query job. */
@@ -215,7 +221,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
    */
   async openChanges(model: ModelConfig, request: OpenChangesRequest): Promise<OpenedModel> {
     const subject = describeModel(model, this.source.project);
-    const body = 'sql' in model ? model.sql.replace(/[\s;]+$/, '') : selectAll(this.tableRef(model.table));
+    const body = project('sql' in model ? model.sql : selectAll(this.tableRef(model.table)), request.columns);
     const key = column(request.key);
     const run = this.stateTableRef(request.runTable);
     if (this.maxBytes !== undefined) await this.dryRunJob(body, subject);
@@ -378,10 +384,11 @@ export class BigQuerySource implements Source, WarehouseDiff {
   /** Runs the model (a query job, waited for; or a table reference) and returns the position of its first page. */
   async open(model: ModelConfig, options: OpenOptions = {}): Promise<OpenedModel> {
     const subject = describeModel(model, this.source.project);
-    if ('sql' in model) return this.openQuery(model.sql, subject, options);
+    if ('sql' in model) return this.openQuery(project(model.sql, options.columns), subject, options);
     const ref = this.tableRef(model.table);
     const { metadata, schema } = await this.tableMetadata(ref, subject, 'table lookup');
-    if (this.readsTableByQuery(metadata)) return this.openQuery(selectAll(ref), subject, options);
+    if (this.readsTableByQuery(metadata))
+      return this.openQuery(project(selectAll(ref), options.columns), subject, options);
     const totalRows = Number(metadata.numRows ?? 0);
     this.logger?.debug('opened BigQuery table', { table: tablePositionId(ref), totalRows });
     return { schema, totalRows, position: firstPosition(tablePositionId(ref), metadata.location) };
@@ -735,6 +742,13 @@ function selectFrom(ref: TableRef): string {
 
 function selectAll(ref: TableRef): string {
   return `SELECT * FROM ${selectFrom(ref)}`;
+}
+
+/** A query of `columns` alone out of `sql` (BigQuery prunes the rest from the model's scans), or `sql` as it is. */
+function project(sql: string, columns: readonly string[] | undefined): string {
+  const body = sql.replace(/[\s;]+$/, '');
+  if (columns === undefined || columns.length === 0) return body;
+  return `SELECT ${[...new Set(columns)].map(column).join(', ')} FROM (\n${body}\n)`;
 }
 
 /** Runs of one query under one deterministic job id and its `_retry<n>` successors. */

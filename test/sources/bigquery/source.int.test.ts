@@ -198,6 +198,34 @@ describe('BigQuerySource ordered by key', () => {
   });
 });
 
+describe('BigQuerySource columns', () => {
+  test('a query model is read with the given columns alone, each once, quoted, and still in key order', async () => {
+    const src = source();
+    const opened = await src.open(
+      { sql: `SELECT user_id, plan AS \`plan-tier\`, sessions_30d, email_domain FROM ${ctx.dataset}.users` },
+      { orderByKey: 'user_id', columns: ['user_id', 'plan-tier', 'user_id'] },
+    );
+    expect(opened.schema.map((f) => f.name)).toEqual(['user_id', 'plan-tier']);
+    expect(opened.position.keyOrdered).toBe(true);
+    const { pages } = await readAll(src, opened.position, PAGE_SIZE);
+    const rows = pages.flat();
+    expect(rows).toHaveLength(ROWS);
+    expect(rows.every((r) => Object.keys(r).join() === 'user_id,plan-tier')).toBe(true);
+    const first = rows[0]!;
+    expect(first['plan-tier']).toBe(syntheticUser(Number((first.user_id as string).slice(5))).plan);
+  });
+
+  test('a table model read by a query selects the given columns; without columns every column is read', async () => {
+    const src = source();
+    const narrow = await src.open({ table: `${ctx.dataset}.users` }, { columns: ['user_id', 'activated_on'] });
+    expect(narrow.schema.map((f) => f.name)).toEqual(['user_id', 'activated_on']);
+    const page = await src.readPage(narrow.position, { pageSize: 10 });
+    expect(Object.keys(page.rows[0]!)).toEqual(['user_id', 'activated_on']);
+    const whole = await src.open({ table: `${ctx.dataset}.users` });
+    expect(whole.schema.length).toBeGreaterThan(2);
+  });
+});
+
 describe('BigQuerySource resume', () => {
   test('a saved position read by a NEW source object returns the same next page', async () => {
     const first = source();
