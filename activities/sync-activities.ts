@@ -200,7 +200,8 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           chunkSize: sync.options.chunkSize,
         });
         const source = deps.sourceFor(sync.source);
-        const dry = await source.dryRun(sync.model);
+        // the bytes (and maximumBytesBilled) of what the extract reads: the key and the mapped columns
+        const dry = await source.dryRun(sync.model, { columns: modelColumns(sync) });
         // compiling against the dry-run schema fails fast, naming any mapped column the model lacks
         deps.mapperFor(sync, dry.schema);
         if (warehouseDiffOf(sync, source) !== undefined) checkDiffKey(`sync "${sync.id}"`, sync.key, dry.schema);

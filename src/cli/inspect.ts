@@ -1,7 +1,7 @@
 /** `ampsync check` and `ampsync preview`: look at a sync end to end without sending anything. */
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
-import { compileMapper } from '../amplitude/mapping';
+import { compileMapper, modelColumns } from '../amplitude/mapping';
 import { apiForSync, endpointUrl } from '../amplitude/endpoints';
 import { loadFingerprintHash } from '../diff/canonical';
 import { resolveSecret } from '../config/load';
@@ -77,10 +77,11 @@ export async function checkSync(sync: SyncConfig, print: (line: string) => void)
   });
   const source = new BigQuerySource(sync.source);
   await step('BigQuery model', async () => {
-    const dry = await source.dryRun(sync.model);
+    const read = modelColumns(sync);
+    const dry = await source.dryRun(sync.model, { columns: read });
     compileMapper(sync, { schema: dry.schema });
     if (sync.source.stateDataset !== undefined) checkDiffKey(`sync "${sync.id}"`, sync.key, dry.schema);
-    return `dry run OK, would process ${formatBytes(dry.bytesProcessed)}; columns ${dry.schema.map((f) => f.name).join(', ')}; every mapped column exists`;
+    return `dry run OK, a run reads ${read.length} of its ${dry.schema.length} columns (the key and the mapped ones), ${formatBytes(dry.bytesProcessed)}; columns ${dry.schema.map((f) => f.name).join(', ')}; every mapped column exists`;
   });
   if (sync.source.stateDataset !== undefined) {
     await step('BigQuery state dataset', () => source.describeStateDataset());

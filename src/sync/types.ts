@@ -119,8 +119,11 @@ export interface WarehouseDiff {
 export interface Source {
   /** Present when the source can diff in the warehouse (BigQuery with source.stateDataset). */
   readonly warehouseDiff?: WarehouseDiff;
-  /** Validates the model and reports what it would cost, running nothing. */
-  dryRun(model: ModelConfig): Promise<DryRunResult>;
+  /**
+   * Validates the model and reports its schema and what reading it would cost (reading `columns` alone, when
+   * given: what `open` with the same columns reads), running nothing.
+   */
+  dryRun(model: ModelConfig, options?: { columns?: readonly string[] }): Promise<DryRunResult>;
   /**
    * Runs the model (a query job, or a table read) and returns where its first page is. With a `jobId`, a
    * retried call attaches to the job an earlier attempt started instead of running the query again.

@@ -367,14 +367,18 @@ export class BigQuerySource implements Source, WarehouseDiff {
     }
   }
 
-  /** Validates the model and reports its bytes and schema without running it; fails over maximumBytesBilled. */
-  async dryRun(model: ModelConfig): Promise<DryRunResult> {
+  /**
+   * Validates the model and reports its schema and the bytes a read of it processes, without running it; fails
+   * over maximumBytesBilled. With `columns`, the bytes (and the limit) are those of reading these columns alone,
+   * as `open` with the same columns does; the schema is still the model's whole.
+   */
+  async dryRun(model: ModelConfig, options: { columns?: readonly string[] } = {}): Promise<DryRunResult> {
     const subject = describeModel(model, this.source.project);
-    if ('sql' in model) return this.dryRunQuery(model.sql, subject);
+    if ('sql' in model) return this.dryRunColumns(model.sql, subject, options.columns);
     const ref = this.tableRef(model.table);
     const { metadata, schema } = await this.tableMetadata(ref, subject, 'table lookup (dry run)');
     if (this.readsTableByQuery(metadata)) {
-      const dry = await this.dryRunQuery(selectAll(ref), subject);
+      const dry = await this.dryRunColumns(selectAll(ref), subject, options.columns);
       return { bytesProcessed: dry.bytesProcessed, schema };
     }
     // tabledata.list bills nothing: the size reported is what the read transfers
@@ -462,8 +466,25 @@ export class BigQuerySource implements Source, WarehouseDiff {
     return { metadata, schema, table };
   }
 
-  private async dryRunQuery(sql: string, subject: string): Promise<DryRunResult> {
-    const dry = await this.dryRunJob(sql, subject);
+  /**
+   * The dry run of `sql`, with the bytes of reading `columns` alone out of it when given. The whole model is
+   * dry-run first (without the byte limit) for its schema, so a column it lacks is named by the mapper instead of
+   * failing BigQuery's dry run of the projection.
+   */
+  private async dryRunColumns(
+    sql: string,
+    subject: string,
+    columns: readonly string[] | undefined,
+  ): Promise<DryRunResult> {
+    if (columns === undefined || columns.length === 0) return this.dryRunQuery(sql, subject);
+    const whole = await this.dryRunQuery(sql, subject, false);
+    if (!columns.every((c) => whole.schema.some((f) => f.name === c))) return whole;
+    const read = await this.dryRunJob(project(sql, columns), subject);
+    return { bytesProcessed: Number(read.bytes), schema: whole.schema };
+  }
+
+  private async dryRunQuery(sql: string, subject: string, enforceLimit = true): Promise<DryRunResult> {
+    const dry = await this.dryRunJob(sql, subject, enforceLimit);
     let fields = dry.fields;
     if (fields === undefined) {
       // the goccy emulator's dry runs report bytes but no schema: run the model with LIMIT 0 to learn it
@@ -474,7 +495,11 @@ export class BigQuerySource implements Source, WarehouseDiff {
   }
 
   /** A true dry run (nothing runs, nothing is billed): bytes, statement type and, from BigQuery, the schema. */
-  private async dryRunJob(sql: string, subject: string): Promise<{ bytes: bigint; fields: RawField[] | undefined }> {
+  private async dryRunJob(
+    sql: string,
+    subject: string,
+    enforceLimit = true,
+  ): Promise<{ bytes: bigint; fields: RawField[] | undefined }> {
     let job: Job;
     try {
       [job] = await this.client.createQueryJob({ query: sql, dryRun: true, ...this.locationOption() });
@@ -490,7 +515,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
       );
     }
     const bytes = BigInt(statistics?.totalBytesProcessed ?? statistics?.query?.totalBytesProcessed ?? '0');
-    this.enforceByteLimit(bytes, subject);
+    if (enforceLimit) this.enforceByteLimit(bytes, subject);
     return { bytes, fields: statistics?.query?.schema?.fields ?? undefined };
   }
 

@@ -224,6 +224,30 @@ describe('BigQuerySource columns', () => {
     const whole = await src.open({ table: `${ctx.dataset}.users` });
     expect(whole.schema.length).toBeGreaterThan(2);
   });
+
+  test('a dry run with columns reports and limits the bytes of reading those alone, with the whole schema', async () => {
+    const sql = `SELECT * FROM ${ctx.dataset}.users`;
+    const columns = ['user_id', 'plan'];
+    const whole = await source().dryRun({ sql });
+    const narrow = await source().dryRun({ sql }, { columns });
+    expect(narrow.schema).toEqual(whole.schema);
+    expect(narrow.bytesProcessed).toBeGreaterThan(0);
+    expect(narrow.bytesProcessed).toBeLessThan(whole.bytesProcessed);
+    // a limit the whole model is over and its two columns are not: a run reading those can go
+    const limited = new BigQuerySource(
+      { ...ctx.source, maximumBytesBilled: String(narrow.bytesProcessed) },
+      { client: ctx.bq },
+    );
+    await expect(limited.dryRun({ sql })).rejects.toMatchObject({ reason: 'bytesLimitExceeded' });
+    await expect(limited.dryRun({ sql }, { columns })).resolves.toMatchObject({
+      bytesProcessed: narrow.bytesProcessed,
+    });
+    await expect(limited.open({ sql }, { columns })).resolves.toMatchObject({ totalRows: ROWS });
+    // a column the model lacks: its whole schema comes back for the mapper to name the column
+    await expect(limited.dryRun({ sql }, { columns: ['user_id', 'no_such_column'] })).resolves.toMatchObject({
+      schema: whole.schema,
+    });
+  });
 });
 
 describe('BigQuerySource resume', () => {
