@@ -268,13 +268,14 @@ test('a column the model selects but no mapping reads stays in BigQuery: changin
     await seedDemoData(own.bq, { dataset: own.dataset, users: USERS });
     await own.bq.createDataset(`${own.dataset}_state`);
     const source = { ...users.source, ...own.source, stateDataset: `${own.dataset}_state` };
-    const model = 'sql' in users.model ? { sql: users.model.sql.replaceAll(`${dataset}.`, `${own.dataset}.`) } : null;
+    // the demo users model is SQL over the file's dataset
+    const sql = (users.model as { sql: string }).sql.replaceAll(`${dataset}.`, `${own.dataset}.`);
     // the demo model selects sessions_30d; this sync leaves it unmapped
     const narrow: SyncConfig = {
       ...users,
       id: `narrow-${own.dataset}`,
       source,
-      model: model!,
+      model: { sql },
       mappings: users.mappings.filter((m) => m.from !== 'sessions_30d'),
     };
     const mapped: SyncConfig = { ...narrow, id: `mapped-${own.dataset}`, mappings: users.mappings };
