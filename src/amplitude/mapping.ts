@@ -133,7 +133,8 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
     );
   }
   const steps = sync.mappings.map((m) => compileStep(sync, shape, m));
-  const columns = [sync.key, ...steps.flatMap((s) => (s.column === undefined ? [] : [s.column]))];
+  // the key, then each mapped column once: what a row's fingerprint is computed over, in this order
+  const columns = modelColumns(sync);
   const unsetNulls = sync.options.nullPolicy === 'unset';
   const validation: ValidateOptions = {
     minIdLength: sync.options.minIdLength,
@@ -159,11 +160,10 @@ export function compileMapper(sync: SyncConfig, options: CompileMapperOptions = 
   };
 
   const mappingPrefix = `${mappingIdentity(sync)}\u001f`;
-  const inputColumns = [...new Set(columns)];
-  const values: SourceValue[] = new Array<SourceValue>(inputColumns.length);
+  const values: SourceValue[] = new Array<SourceValue>(columns.length);
   const fingerprintOf = (row: SourceRow): string => {
-    for (let i = 0; i < inputColumns.length; i++) {
-      const value = row[inputColumns[i] as string];
+    for (let i = 0; i < columns.length; i++) {
+      const value = row[columns[i] as string];
       if (value === undefined) throw missingColumns(sync, columns, Object.keys(row));
       values[i] = value;
     }

@@ -64,6 +64,13 @@ describe('compileMapper: users', () => {
     expect(mapper.build(row)).toEqual({ ok: true, payload, hash: fingerprint });
   });
 
+  it("keeps this release's fingerprints: a change to them makes every user resend every row", () => {
+    // pinned values: change them only with the fingerprint format, and say so under README "Upgrading"
+    const mapper = compileMapper(sync);
+    expect(fingerprintHash(mapper, row)).toBe('06f49f97b948254d');
+    expect(fingerprintHash(mapper, { ...row, plan: 'free', account: null })).toBe('d4e1d7c0685a7f28');
+  });
+
   it('gives an identify the same insert_id on a retry and a new one when the profile changes', () => {
     const mapper = compileMapper(sync);
     const first = payloadOf(mapper.map(row));
