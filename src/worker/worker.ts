@@ -64,8 +64,8 @@ function warningsOnly(logger: Logger): Logger {
 
 /**
  * ampsync's workflows bundled as the worker would bundle them from `workflowsPath` (with the failure converter
- * when payloads are encrypted), but quietly; a worker given its own workflows or workflow interceptors bundles
- * them itself, as the SDK does.
+ * when payloads are encrypted), but quietly; a worker given its own workflows, workflow interceptors, bundler
+ * options or plugins (which may configure the bundle) bundles them itself, as the SDK does.
  */
 async function quietWorkflowBundle(
   extra: Partial<WorkerOptions> | undefined,
@@ -75,6 +75,7 @@ async function quietWorkflowBundle(
     extra?.workflowsPath !== undefined ||
     extra?.workflowBundle !== undefined ||
     extra?.bundlerOptions !== undefined ||
+    extra?.plugins !== undefined ||
     (extra?.interceptors?.workflowModules?.length ?? 0) > 0;
   if (own) return {};
   const { code } = await bundleWorkflowCode({
