@@ -107,7 +107,6 @@ export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): P
       connection,
       namespace: target.namespace,
       taskQueue,
-      plugins: [plugin],
       ...bundle,
       maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities ?? 8,
       maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTasks ?? 10,
@@ -115,6 +114,8 @@ export async function createAmpsyncWorker(options: AmpsyncWorkerOptions = {}): P
       // with the codec, failure messages and stack traces are encrypted too (in the workflow bundle as well)
       ...(codec ? { dataConverter: { payloadCodecs: [codec], failureConverterPath: ENCODED_FAILURES_PATH } } : {}),
       ...options.workerOptions,
+      // plugins given in workerOptions run beside ampsync's, not instead of it
+      plugins: [plugin, ...(options.workerOptions?.plugins ?? [])],
     });
   } catch (err) {
     await plugin.close();
