@@ -15,16 +15,16 @@ import type {
   RowRejection,
   Source,
   SourceField,
-  SourcePage,
   SourcePosition,
   SourceRow,
   StagedRow,
   WarehouseDiff,
 } from '../src/sync/types';
-import { diffModeOf, emptyCounts, isExhausted } from '../src/sync/types';
+import { diffModeOf, emptyCounts } from '../src/sync/types';
 import { classified } from '../src/temporal/failures';
 import { mappingIdentity, modelColumns } from '../src/amplitude/mapping';
 import { loadFingerprintHash } from '../src/diff/canonical';
+import { DEFAULT_MAX_READ_AHEAD, PageReader } from '../src/sources/read-ahead';
 import {
   checkDiffKey,
   MAX_EXCLUDED_KEYS,
@@ -64,19 +64,14 @@ export interface ActivityDeps {
   packBatches(sync: SyncConfig, rows: StagedRow[]): StagedRow[][];
   /** Rows per BigQuery page (default 10,000). */
   pageSize?: number;
+  /** Pages of a model read at once at most, while the worker waits on them (default 4; see PageReader). */
+  readAhead?: number;
 }
 
 const DEFAULT_PAGE_SIZE = 10_000;
 const MAX_THROTTLED_IDS = 20;
 /** Batches one send activity has in flight (its chunks' batches are taken in order as they free up). */
 const MAX_BATCHES_IN_FLIGHT = 6;
-
-/** Starts reading a page; a failure surfaces when the page is awaited (never as an unhandled rejection). */
-function prefetch(source: Source, position: SourcePosition, pageSize: number): Promise<SourcePage> {
-  const reading = source.readPage(position, { pageSize });
-  reading.catch(() => undefined);
-  return reading;
-}
 
 /** A JSON string in a reason, with what precedes it when that marks a column name or a field name. */
 const QUOTED = /(column |in |missing )?("(?:[^"\\]|\\.)*")/g;
@@ -140,6 +135,7 @@ export function extractJobId(syncId: string, runId: string): string {
 /** Builds the activities of a sync run around the given collaborators. */
 export function createActivities(deps: ActivityDeps): SyncActivities {
   const pageSize = deps.pageSize ?? DEFAULT_PAGE_SIZE;
+  const readAhead = deps.readAhead ?? DEFAULT_MAX_READ_AHEAD;
 
   /**
    * At the end of a run of a sync diffed in the warehouse: a run that succeeded makes its run table, less the
@@ -253,14 +249,12 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         }
         const unchangedElsewhere = position.unchangedElsewhere ?? 0;
         const sendOnce = diffModeOf(sync.object) === 'send-once';
-        // the next page is fetched while this one is mapped and staged (a BigQuery page is a network round trip),
+        // the next pages are fetched while this one is mapped and staged (a BigQuery page is a network round trip),
         // and a page is fingerprinted while the one before it is staged (the store's reads run off this thread)
-        let reading = isExhausted(position) ? undefined : prefetch(source, position, pageSize);
+        const reader = new PageReader(source, position, { pageSize, maxAhead: readAhead });
         let staging: Promise<void> | undefined;
         try {
-          while (reading !== undefined) {
-            const page = await reading;
-            reading = isExhausted(page.next) ? undefined : prefetch(source, page.next, pageSize);
+          for (let page = await reader.next(); page !== undefined; page = await reader.next()) {
             // every row is fingerprinted (send-once: keyed only, the diff compares keys); only the rows the store
             // stages (new or changed) are mapped, by `build`
             const rows: DiffRow[] = [];
@@ -300,7 +294,14 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           await staging;
         } finally {
           // a failed page or stage leaves no read or stage running on its own
-          await Promise.allSettled([reading, staging]);
+          await Promise.allSettled([reader.close(), staging]);
+        }
+        if (reader.maxAheadReached > 1) {
+          activityContext()?.log.info('read pages ahead: the worker waited on the source', {
+            syncId: sync.id,
+            runId,
+            pagesAhead: reader.maxAheadReached,
+          });
         }
         const finished = await deps.state.finishExtract(sync.id, runId);
         // rows the warehouse found unchanged never reached the store

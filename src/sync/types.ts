@@ -43,11 +43,37 @@ export interface SourcePosition {
    * Carried from page to page.
    */
   keyOrdered?: boolean;
+  /**
+   * The results hold this many rows and are read by row index (BigQuery's `startIndex`), not by page token: each
+   * page is the next `pageSize` rows, so where a later page starts is known before the pages before it are read,
+   * and several can be read at once (see src/sources/read-ahead.ts). Absent: the pages are chained by token.
+   */
+  totalRows?: number;
 }
 
-/** True once the position points past the model's last page (page 0 with a null token is the first page). */
+/**
+ * True once the position points past the model's last page: every row read (results read by index), or a null
+ * token after the first page (page 0 with a null token is the first page).
+ */
 export function isExhausted(position: SourcePosition): boolean {
+  if (position.totalRows !== undefined) return position.rowsRead >= position.totalRows;
   return position.page > 0 && position.pageToken === null;
+}
+
+/**
+ * Where the page `pages` pages after `position` starts, for results read by index (`totalRows` set), or
+ * undefined for results chained by token (a page's position is known only once the page before it is read).
+ * Every page but the last holds `pageSize` rows.
+ */
+export function positionAhead(position: SourcePosition, pages: number, pageSize: number): SourcePosition | undefined {
+  if (position.totalRows === undefined) return undefined;
+  // no token: only the position a read returns carries one (for a worker that reads by token)
+  return {
+    ...position,
+    pageToken: null,
+    page: position.page + pages,
+    rowsRead: Math.min(position.totalRows, position.rowsRead + pages * pageSize),
+  };
 }
 
 export interface DryRunResult {
@@ -65,7 +91,7 @@ export interface OpenedModel {
 
 export interface SourcePage {
   rows: SourceRow[];
-  /** Position after this page (pageToken null when this was the last page). */
+  /** Position after this page (exhausted, see isExhausted, when this was the last page). */
   next: SourcePosition;
 }
 
@@ -132,7 +158,10 @@ export interface Source {
     model: ModelConfig,
     options?: { jobId?: string; orderByKey?: string; columns?: readonly string[] },
   ): Promise<OpenedModel>;
-  /** Reads the page at `position`; calling again with the same position returns the same rows. */
+  /**
+   * Reads the page at `position`; calling again with the same position returns the same rows. A position read by
+   * index (`totalRows` set) gets exactly `pageSize` rows, fewer only at the end of the results.
+   */
   readPage(position: SourcePosition, options: ReadPageOptions): Promise<SourcePage>;
 }
 

@@ -21,6 +21,8 @@ export interface ActivityDepsOptions {
   state?: StateStore | string;
   /** Rows per BigQuery page. */
   pageSize?: number;
+  /** Pages of a model read at once at most while the worker waits on the source (default 4). */
+  readAhead?: number;
   /** Per-request timeout towards Amplitude. */
   requestTimeoutMs?: number;
   /** Longest wait for throttled rows inside one send; longer throttles defer the rows to the next run. */
@@ -99,6 +101,7 @@ export function createActivityDeps(options: ActivityDepsOptions = {}): OwnedActi
   return {
     state,
     ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
+    ...(options.readAhead !== undefined ? { readAhead: options.readAhead } : {}),
     sourceFor(source: SourceConfig): Source {
       if (options.sourceFor) return options.sourceFor(source);
       const cacheKey = JSON.stringify(source);

@@ -202,10 +202,11 @@ test('a query failing with 503 then succeeding: retried by the client, then by T
   const worker = await harness.startWorker({ state: `sqlite:${path.join(dir, 'bq-503.db')}`, pageSize: 1000 });
   try {
     // the first query job answers 503 once (the client retries it); a page answers 503 past the client's
-    // retries, so the extraction step fails as retryable and Temporal runs it again
+    // retries (a page after the first, read by its row index), so the extraction step fails as retryable and
+    // Temporal runs it again
     proxy.intercept({ path: /\/jobs(\?|$)/, method: 'POST', answer: backendError });
     for (let i = 0; i < 4; i++)
-      proxy.intercept({ path: /\/queries\/.*pageToken=/, method: 'GET', answer: backendError });
+      proxy.intercept({ path: /\/queries\/.*startIndex=[1-9]/, method: 'GET', answer: backendError });
     const sync = bigquerySync(uniqueSyncId('bq-503'), proxy.url);
     const handle = await harness.client.start(sync);
     const result = await harness.client.follow(handle);

@@ -1,14 +1,16 @@
 /**
- * BigQuery as a sync's source: a SQL model runs as one query job whose results are paged with page tokens; a
- * table model is paged directly with tabledata.list (free, no job). A position (job id + page token) read again
- * returns the same page, so extraction resumes after a crash from the last saved position.
+ * BigQuery as a sync's source: a SQL model runs as one query job whose results are paged by row index
+ * (`startIndex`, so pages ahead can be read at once); a table model is paged directly with tabledata.list (free,
+ * no job) with page tokens. A position (job id + row index or page token) read again returns the same page, so
+ * extraction resumes after a crash from the last saved position.
  *
  *   const source = new BigQuerySource({ type: 'bigquery', project: 'my-project', location: 'US' });
  *   const { schema, totalRows, position } = await source.open({ sql: 'SELECT user_id, plan FROM crm.users' });
  *   for (let p = position; !isExhausted(p); ) ({ next: p } = await source.readPage(p, { pageSize: 10_000 }));
  *
  * Positions: `jobId` is the query job's id, or `PROJECT:DATASET.TABLE` for a table read (job ids hold no ":").
- * The first page has `page: 0, pageToken: null`; after the last page `pageToken` is null and `page > 0`.
+ * The first page has `page: 0, pageToken: null`; after the last page `pageToken` is null and `page > 0`. A query's
+ * positions also hold its `totalRows` and are read by index; they carry the token BigQuery returned all the same.
  *
  * With `source.stateDataset` it is also a WarehouseDiff (src/sync/warehouse-diff.ts): `openChanges` copies the
  * model into a run table with `FARM_FINGERPRINT(TO_JSON_STRING(row))` and each key's row count, and pages only the
@@ -405,7 +407,9 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const table = tableOfPosition(position.jobId);
     const fetched = table
       ? await this.listTablePage(table, position, pageSize)
-      : await this.queryResultsPage(position, pageSize);
+      : position.totalRows !== undefined
+        ? await this.queryResultsRange(position, position.totalRows, pageSize)
+        : await this.queryResultsPage(position, pageSize);
     const rows = convertRows(fetched.schema, fetched.rows);
     const next: SourcePosition = {
       jobId: position.jobId,
@@ -415,6 +419,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
       rowsRead: position.rowsRead + rows.length,
       ...(position.unchangedElsewhere !== undefined ? { unchangedElsewhere: position.unchangedElsewhere } : {}),
       ...(position.keyOrdered === true ? { keyOrdered: true } : {}),
+      ...(position.totalRows !== undefined ? { totalRows: position.totalRows } : {}),
     };
     this.logger?.debug('read BigQuery page', {
       jobId: position.jobId,
@@ -581,7 +586,8 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const totalRows = Number(response?.totalRows ?? 0);
     const jobId = job.id as string;
     this.logger?.info('BigQuery query job done', { jobId, totalRows, subject, keyOrdered });
-    const position = firstPosition(jobId, job.location);
+    // results are read by row index: a finished job's results are a table of known size
+    const position: SourcePosition = { ...firstPosition(jobId, job.location), totalRows };
     return { schema, totalRows, position: keyOrdered ? { ...position, keyOrdered } : position };
   }
 
@@ -674,7 +680,42 @@ export class BigQuerySource implements Source, WarehouseDiff {
     if (failure !== undefined) throw failure;
   }
 
-  private async queryResultsPage(position: SourcePosition, pageSize: number): Promise<FetchedPage> {
+  /**
+   * The `pageSize` rows from the position's row index (fewer at the end of the results): BigQuery may answer a
+   * request with fewer rows than asked (a response holds at most 10 MB), so the rest are asked for until the page
+   * is whole, and where the next page starts never depends on a response's size.
+   */
+  private async queryResultsRange(position: SourcePosition, totalRows: number, pageSize: number): Promise<FetchedPage> {
+    const wanted = Math.min(pageSize, totalRows - position.rowsRead);
+    let rows: RawRow[] = [];
+    let fetched: FetchedPage | undefined;
+    // the token after the rows taken, for a worker of an earlier version that resumes this position by token
+    let pageToken: string | null = null;
+    while (rows.length < wanted) {
+      const startIndex = position.rowsRead + rows.length;
+      fetched = await this.queryResultsPage(position, wanted - rows.length, startIndex);
+      if (fetched.rows.length === 0) {
+        throw new SourceUnavailableError(
+          `BigQuery job ${position.jobId} returned no rows from row ${startIndex} of its ${totalRows}; ` +
+            `page ${position.page + 1} is read again`,
+          'backendError',
+        );
+      }
+      // a server that ignores maxResults (an emulator) may answer with rows past the page's end
+      const whole = fetched.rows.length <= wanted - rows.length;
+      const take = whole ? fetched.rows : fetched.rows.slice(0, wanted - rows.length);
+      pageToken = whole ? fetched.pageToken : null;
+      rows = rows.length === 0 ? take : rows.concat(take);
+    }
+    const end = position.rowsRead + rows.length >= totalRows;
+    return { schema: fetched?.schema ?? [], rows, pageToken: end ? null : pageToken };
+  }
+
+  private async queryResultsPage(
+    position: SourcePosition,
+    pageSize: number,
+    startIndex?: number,
+  ): Promise<FetchedPage> {
     const job = this.client.job(position.jobId, position.location !== undefined ? { location: position.location } : {});
     const context = {
       operation: `page ${position.page + 1} of job ${position.jobId}`,
@@ -689,7 +730,11 @@ export class BigQuerySource implements Source, WarehouseDiff {
         autoPaginate: false,
         maxResults: pageSize,
         skipParsing: true,
-        ...(position.pageToken !== null ? { pageToken: position.pageToken } : {}),
+        ...(startIndex !== undefined
+          ? { startIndex: String(startIndex) }
+          : position.pageToken !== null
+            ? { pageToken: position.pageToken }
+            : {}),
       })) as [unknown, unknown, typeof response];
     } catch (err) {
       const classified = classifyBigQueryError(err, context);

@@ -13,7 +13,7 @@ jest.setTimeout(180_000);
 import { createSyntheticUsers, syntheticUser } from '../../../src/dev/demo-data';
 import { SourceConfigError, SourceResultsExpiredError } from '../../../src/sources/bigquery/errors';
 import { BigQuerySource, isExhausted, type SourceLogger } from '../../../src/sources/bigquery/source';
-import type { SourcePosition, SourceRow } from '../../../src/sync/types';
+import { positionAhead, type SourcePosition, type SourceRow } from '../../../src/sync/types';
 import { testEmulator } from './support';
 
 const ROWS = 2500;
@@ -72,11 +72,13 @@ describe('BigQuerySource paging', () => {
       ['sessions_30d', 'INT64'],
       ['account_id', 'STRING'],
     ]);
+    // a query's results are read by row index: its positions hold the row count
     expect(opened.position).toEqual({
       jobId: expect.stringMatching(/^ampsync_/),
       pageToken: null,
       page: 0,
       rowsRead: 0,
+      totalRows: ROWS,
     });
 
     const { pages, positions } = await readAll(src, opened.position, PAGE_SIZE);
@@ -103,14 +105,65 @@ describe('BigQuerySource paging', () => {
     expect(after).toEqual({ rows: [], next: first.next });
   });
 
-  test('an empty result is one empty page, then exhausted', async () => {
+  test('an empty result is exhausted from its first position: no page to read', async () => {
     const src = source();
     const opened = await src.open({ sql: `SELECT user_id FROM ${ctx.dataset}.users WHERE user_id = 'nobody'` });
     expect(opened.totalRows).toBe(0);
+    expect(isExhausted(opened.position)).toBe(true);
     const page = await src.readPage(opened.position, { pageSize: 10 });
-    expect(page.rows).toEqual([]);
-    expect(page.next).toMatchObject({ page: 1, rowsRead: 0, pageToken: null });
-    expect(isExhausted(page.next)).toBe(true);
+    expect(page).toEqual({ rows: [], next: opened.position });
+  });
+
+  test('pages are read by row index: a later page read first, from positionAhead, holds the same rows', async () => {
+    const src = source();
+    const opened = await src.open({ sql: `SELECT * FROM ${ctx.dataset}.users ORDER BY user_id` });
+    const third = positionAhead(opened.position, 2, PAGE_SIZE);
+    expect(third).toMatchObject({ page: 2, rowsRead: 2000, totalRows: ROWS });
+    const early = await src.readPage(third as SourcePosition, { pageSize: PAGE_SIZE });
+    const { pages, positions } = await readAll(src, opened.position, PAGE_SIZE);
+    expect(early.rows).toEqual(pages[2]);
+    expect(early.next).toEqual(positions[3]);
+    expect(isExhausted(early.next)).toBe(true);
+  });
+
+  test('a page BigQuery answers in parts (a response holds at most 10 MB) is asked for until whole', async () => {
+    // a client whose getQueryResults answers at most 300 rows, as BigQuery does when 300 rows fill 10 MB
+    const asked: { startIndex: string | undefined; maxResults: number | undefined }[] = [];
+    const capped = new Proxy(ctx.bq, {
+      get(target, prop, receiver) {
+        if (prop !== 'job') return Reflect.get(target, prop, receiver) as unknown;
+        return (...args: Parameters<typeof target.job>) => {
+          const job = target.job(...args);
+          const original = job.getQueryResults.bind(job) as (o: Record<string, unknown>) => Promise<unknown>;
+          Object.assign(job, {
+            getQueryResults: (options: { startIndex?: string; maxResults?: number }) => {
+              asked.push({ startIndex: options.startIndex, maxResults: options.maxResults });
+              return original({ ...options, maxResults: Math.min(options.maxResults ?? 300, 300) });
+            },
+          });
+          return job;
+        };
+      },
+    });
+    const src = new BigQuerySource(ctx.source, { client: capped });
+    const opened = await src.open({ sql: `SELECT * FROM ${ctx.dataset}.users ORDER BY user_id` });
+    asked.length = 0;
+    const { pages, positions } = await readAll(src, opened.position, PAGE_SIZE);
+    expect(pages.map((p) => p.length)).toEqual([1000, 1000, 500]);
+    expect(positions.map((p) => p.rowsRead)).toEqual([0, 1000, 2000, 2500]);
+    expect(pages.flat()).toEqual(Array.from({ length: ROWS }, (_, i) => syntheticUser(i + 1)));
+    // each page's rest asked for from where the answer stopped, never past the page's end
+    expect(asked.slice(0, 4)).toEqual([
+      { startIndex: '0', maxResults: 1000 },
+      { startIndex: '300', maxResults: 700 },
+      { startIndex: '600', maxResults: 400 },
+      { startIndex: '900', maxResults: 100 },
+    ]);
+    // the last page asks for the rows left, not a whole page
+    expect(asked.slice(-2)).toEqual([
+      { startIndex: '2000', maxResults: 500 },
+      { startIndex: '2300', maxResults: 200 },
+    ]);
   });
 
   test('a table model pages through a query job on a loopback endpoint (the emulator ignores tabledata.list paging)', async () => {
@@ -265,6 +318,18 @@ describe('BigQuerySource resume', () => {
     expect(again.next).toMatchObject({ page: 2, rowsRead: 2000 });
     // reading the same position twice is idempotent too
     expect(await resumed.readPage(saved, { pageSize: PAGE_SIZE })).toEqual(page2);
+  });
+
+  test('a position read by index carries the page token too: a worker that reads by token resumes it', async () => {
+    const src = source();
+    const opened = await src.open({ sql: `SELECT * FROM ${ctx.dataset}.users ORDER BY user_id` });
+    const page1 = await src.readPage(opened.position, { pageSize: PAGE_SIZE });
+    expect(page1.next.pageToken).not.toBeNull();
+    const page2 = await src.readPage(page1.next, { pageSize: PAGE_SIZE });
+    // what an earlier version saved and reads: no totalRows, the token
+    const { totalRows: _dropped, ...byToken } = page1.next;
+    const again = await src.readPage(byToken, { pageSize: PAGE_SIZE });
+    expect(again.rows).toEqual(page2.rows);
   });
 
   test('a position of a job whose results are gone fails as SourceResultsExpiredError', async () => {
