@@ -2,22 +2,31 @@
  * The BigQuery emulator's own read rate: a private, in-memory goccy emulator on free ports, a synthetic users table
  * (src/dev/demo-data.ts), then BigQuerySource pages it exactly as extractAndDiff does. The end-to-end runs use a
  * generated source instead because this emulator reads a few thousand rows per second and fails past ~2 GiB.
+ * Then the same results are read through PageReader as extractAndDiff reads them, one page ahead (as before read
+ * ahead) against up to DEFAULT_MAX_READ_AHEAD, side by side: from the emulator itself, from the emulator with a
+ * modelled network round trip added to every page read (READ_LATENCY_MS, about what a 10,000-row page of
+ * BigQuery's API takes), and from a model of the API alone (the round trip, rows generated: no emulator's CPU).
  */
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createSyntheticUsers } from '../src/dev/demo-data';
+import { createSyntheticUsers, syntheticUser } from '../src/dev/demo-data';
 import { DEV_BIGQUERY_PROJECT, toolPaths } from '../src/dev/services';
 import { createBigQueryClient } from '../src/sources/bigquery/client';
 import { BigQuerySource } from '../src/sources/bigquery/source';
+import { DEFAULT_MAX_READ_AHEAD, PageReader } from '../src/sources/read-ahead';
 import { sourceSchema } from '../src/config/schema';
-import { isExhausted } from '../src/sync/types';
+import { isExhausted, type Source, type SourcePosition } from '../src/sync/types';
 import { ChildProcessError, freePort, MemorySampler } from './support/processes';
 
 /** How long the emulator may take to answer its first request. */
 const READY_TIMEOUT_MS = 60_000;
 /** Rows per page, as the worker reads them. */
 const PAGE_SIZE_ROWS = 10_000;
+/** The round trip modelled for a page read from BigQuery's API over a network (none on loopback). */
+const READ_LATENCY_MS = 300;
+/** Rows of the modelled API: enough pages (50) for the read-ahead window to open and then hold. */
+const MODELLED_API_ROWS = 500_000;
 
 /** The BigQuery emulator binary is not installed. */
 export class BigQueryEmulatorMissingError extends Error {
@@ -35,6 +44,64 @@ export interface BigQueryFigures {
   rowsPerSecond: number;
   pages: number;
   emulatorPeakRssMb: number;
+  /**
+   * The same results read through PageReader: one page ahead against read ahead, with and without latency
+   * (absent in reports written before read ahead).
+   */
+  readAhead?: ReadAheadFigures[];
+}
+
+export interface ReadAheadFigures {
+  /** What the pages came from. */
+  source: 'emulator' | 'emulator + latency' | 'modelled API';
+  rows: number;
+  /** Reads ahead allowed (1: only the next page, as before read ahead). */
+  maxAhead: number;
+  /** Added to every page read (a modelled network round trip), ms. */
+  latencyMs: number;
+  seconds: number;
+  rowsPerSecond: number;
+  /** Pages read ahead at once, at the widest. */
+  pagesAhead: number;
+}
+
+/** Reads every page from `start` through PageReader, as extractAndDiff does (no work on the pages). */
+async function readThrough(
+  kind: ReadAheadFigures['source'],
+  source: Source,
+  start: SourcePosition,
+  maxAhead: number,
+  latencyMs: number,
+): Promise<ReadAheadFigures> {
+  const delayed: Source =
+    latencyMs === 0
+      ? source
+      : {
+          dryRun: (model, options) => source.dryRun(model, options),
+          open: (model, options) => source.open(model, options),
+          readPage: async (position, options) => {
+            await delay(latencyMs);
+            return source.readPage(position, options);
+          },
+        };
+  const started = performance.now();
+  const reader = new PageReader(delayed, start, { pageSize: PAGE_SIZE_ROWS, maxAhead });
+  let rows = 0;
+  try {
+    for (let page = await reader.next(); page !== undefined; page = await reader.next()) rows += page.rows.length;
+  } finally {
+    await reader.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    source: kind,
+    rows,
+    maxAhead,
+    latencyMs,
+    seconds: round(seconds),
+    rowsPerSecond: Math.round(rows / seconds),
+    pagesAhead: reader.maxAheadReached,
+  };
 }
 
 /** Starts a private emulator, measures it on a table of `rows` synthetic users, stops it. */
@@ -80,6 +147,27 @@ export async function measureBigQueryEmulator(rows: number, log: (line: string) 
     } while (!isExhausted(position));
     const readSeconds = (performance.now() - started) / 1000;
     if (read !== rows) throw new ChildProcessError(`BigQuery emulator returned ${read} rows of ${rows}`);
+    const readAhead: ReadAheadFigures[] = [];
+    const sides = [
+      { kind: 'emulator', source: bq, start: opened.position, latencyMs: 0 },
+      { kind: 'emulator + latency', source: bq, start: opened.position, latencyMs: READ_LATENCY_MS },
+      {
+        kind: 'modelled API',
+        source: modelledApi(MODELLED_API_ROWS),
+        start: modelledApiStart(MODELLED_API_ROWS),
+        latencyMs: READ_LATENCY_MS,
+      },
+    ] as const;
+    for (const side of sides) {
+      for (const maxAhead of [1, DEFAULT_MAX_READ_AHEAD]) {
+        const figures = await readThrough(side.kind, side.source, side.start, maxAhead, side.latencyMs);
+        log(
+          `  ${side.kind}, ${side.latencyMs} ms added per page, up to ${maxAhead} read ahead: ` +
+            `${figures.rowsPerSecond} rows/s (${figures.pagesAhead} at the widest)`,
+        );
+        readAhead.push(figures);
+      }
+    }
     const figures: BigQueryFigures = {
       rows,
       createSeconds: round(created.ms / 1000),
@@ -88,6 +176,7 @@ export async function measureBigQueryEmulator(rows: number, log: (line: string) 
       rowsPerSecond: Math.round(rows / readSeconds),
       pages,
       emulatorPeakRssMb: round(memory.stop()),
+      readAhead,
     };
     log(`  BigQuery emulator: ${figures.rowsPerSecond} rows/s read, query ${figures.openSeconds} s`);
     return figures;
@@ -96,6 +185,28 @@ export async function measureBigQueryEmulator(rows: number, log: (line: string) 
     await Promise.race([exited, delay(10_000)]);
     if (emulator.exitCode === null && emulator.signalCode === null) emulator.kill('SIGKILL');
   }
+}
+
+/** Where the modelled API's results start: `rows` rows read by index. */
+function modelledApiStart(rows: number): SourcePosition {
+  return { jobId: 'modelled', pageToken: null, page: 0, rowsRead: 0, totalRows: rows };
+}
+
+/** BigQuery's API reduced to its rows (synthetic users, as the emulator holds) and the caller's added latency. */
+function modelledApi(rows: number): Source {
+  const unused = (): never => {
+    throw new Error('the modelled API only reads pages');
+  };
+  return {
+    dryRun: unused,
+    open: unused,
+    readPage: (position, { pageSize }) => {
+      const to = Math.min(rows, position.rowsRead + pageSize);
+      const page = Array.from({ length: to - position.rowsRead }, (_, i) => syntheticUser(position.rowsRead + i + 1));
+      const next = { ...position, page: position.page + 1, rowsRead: to, pageToken: to < rows ? String(to) : null };
+      return Promise.resolve({ rows: page, next });
+    },
+  };
 }
 
 async function waitUntilReady(endpoint: string, output: () => string): Promise<void> {

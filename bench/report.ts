@@ -411,8 +411,33 @@ export function renderMarkdown(report: BenchReport): string {
             `**${fmt(report.bigquery.rowsPerSecond)} rows/s** read ` +
             `(${fmt(Math.round(report.bigquery.rows / (report.bigquery.openSeconds + report.bigquery.readSeconds)))} rows/s ` +
             `with the query); emulator peak RSS ${report.bigquery.emulatorPeakRssMb} MB.`,
+          ...readAheadLines(report.bigquery),
         ]),
     '',
   ];
   return lines.join('\n');
+}
+
+/** The read-ahead comparison: one page ahead against read ahead, from the emulator and with a modelled latency. */
+function readAheadLines(bigquery: BigQueryFigures): string[] {
+  // reports written before read ahead have no such figures
+  const runs = bigquery.readAhead ?? [];
+  if (runs.length === 0) return [];
+  return [
+    '',
+    'The same rows read through PageReader as a run reads them (nothing done with the pages), one page ahead ' +
+      '(as before read ahead) and with read ahead. "ms added" is a modelled network round trip per page read; ' +
+      'the modelled API is that round trip alone with rows generated (no emulator, whose CPU bounds its own reads):',
+    '',
+    '| pages from | rows | ms added per page | reads ahead allowed | at the widest | seconds | rows/s | vs one page ahead |',
+    '| ---------- | ---: | ----------------: | ------------------: | ------------: | ------: | -----: | ----------------: |',
+    ...runs.map((r) => {
+      const base = runs.find((b) => b.source === r.source && b.maxAhead === 1);
+      const ratio = base === undefined ? '' : `${(r.rowsPerSecond / base.rowsPerSecond).toFixed(2)}×`;
+      return (
+        `| ${r.source} | ${fmt(r.rows)} | ${r.latencyMs} | ${r.maxAhead} | ${r.pagesAhead} | ${r.seconds} | ` +
+        `${fmt(r.rowsPerSecond)} | ${ratio} |`
+      );
+    }),
+  ];
 }
