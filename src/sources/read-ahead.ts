@@ -19,6 +19,19 @@ import { isExhausted, positionAhead, type Source, type SourcePage, type SourcePo
 /** Pages read at once, at most, while the caller processes one (4 × 10,000 rows of a wide model: ~40 MB). */
 export const DEFAULT_MAX_READ_AHEAD = 4;
 
+/** readAhead is not a whole number of pages, at least 1. */
+export class ReadAheadConfigError extends Error {
+  override readonly name = 'ReadAheadConfigError';
+}
+
+/** Checks a readAhead option: a whole number of pages, at least 1 (a worker option, checked when it starts). */
+export function checkReadAhead(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new ReadAheadConfigError(`readAhead is ${String(value)}: give the pages to read at once, 1 or more`);
+  }
+  return value;
+}
+
 export interface PageReaderOptions {
   pageSize: number;
   /** Reads in flight at most (default DEFAULT_MAX_READ_AHEAD); 1 reads only the next page ahead. */
@@ -49,7 +62,7 @@ export class PageReader {
     options: PageReaderOptions,
   ) {
     this.pageSize = options.pageSize;
-    this.maxAhead = Math.max(1, Math.floor(options.maxAhead ?? DEFAULT_MAX_READ_AHEAD));
+    this.maxAhead = checkReadAhead(options.maxAhead ?? DEFAULT_MAX_READ_AHEAD);
     this.following = isExhausted(start) ? undefined : start;
     this.fill();
   }

@@ -14,6 +14,7 @@ import type { SourceConfig, SyncConfig } from '../config/schema';
 import { BigQuerySource } from '../sources/bigquery/source';
 import { openStateStore } from '../state';
 import type { StateStore } from '../state/types';
+import { checkReadAhead } from '../sources/read-ahead';
 import type { Source } from '../sync/types';
 
 export interface ActivityDepsOptions {
@@ -65,6 +66,7 @@ function migratedOnce(store: StateStore): StateStore {
 
 /** Builds the activities' collaborators for this worker process. */
 export function createActivityDeps(options: ActivityDepsOptions = {}): OwnedActivityDeps {
+  if (options.readAhead !== undefined) checkReadAhead(options.readAhead);
   const ownsState = typeof options.state !== 'object';
   const rawState =
     typeof options.state === 'object' ? options.state : openStateStore(options.state ?? defaultStateUrl());

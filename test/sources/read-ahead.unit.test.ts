@@ -1,6 +1,6 @@
 /** PageReader: pages in order, read ahead only while the caller waits on the source, failures where they belong. */
 import { setImmediate } from 'node:timers/promises';
-import { PageReader } from '../../src/sources/read-ahead';
+import { PageReader, ReadAheadConfigError } from '../../src/sources/read-ahead';
 import {
   isExhausted,
   type DryRunResult,
@@ -188,6 +188,17 @@ describe('PageReader', () => {
     expect(isExhausted(source.start)).toBe(true);
     const reader = new PageReader(source, source.start, { pageSize: 100 });
     expect(await reader.next()).toBeUndefined();
+    expect(source.started).toEqual([]);
+  });
+
+  test('a readAhead that is not a whole number of pages, 1 or more, is refused, naming the option', () => {
+    const source = new ScriptedSource(100);
+    for (const maxAhead of [0, -1, 1.5, Number.NaN]) {
+      expect(() => new PageReader(source, source.start, { pageSize: 10, maxAhead })).toThrow(ReadAheadConfigError);
+    }
+    expect(() => new PageReader(source, source.start, { pageSize: 10, maxAhead: 0 })).toThrow(
+      'readAhead is 0: give the pages to read at once, 1 or more',
+    );
     expect(source.started).toEqual([]);
   });
 });
