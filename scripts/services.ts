@@ -1,5 +1,8 @@
 /** `tsx scripts/services.ts up|down|status`: the local services for the demo and the tests (same as `ampsync dev`). */
+import { exitQuietlyWhenOutputCloses } from '../src/cli/format';
 import { servicesCommand } from '../src/dev/services';
+
+exitQuietlyWhenOutputCloses();
 
 servicesCommand(
   process.argv[2] ?? 'up',

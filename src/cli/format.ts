@@ -36,3 +36,14 @@ export function describeFailure(err: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
 }
+
+/**
+ * Ends the process quietly once the reader of its output has gone (`ampsync runs sync | head -3`): a write to a
+ * closed pipe fails with EPIPE, which node would otherwise report as an unhandled error with a stack trace.
+ */
+export function exitQuietlyWhenOutputCloses(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}

@@ -25,7 +25,7 @@ import { syncWorkflowId } from '../temporal/names';
 import { defaultStateUrl } from '../worker/deps';
 import { openStateStore } from '../state';
 import { checkSync, previewSync } from './inspect';
-import { describeFailure, formatCounts, formatBytes } from './format';
+import { describeFailure, exitQuietlyWhenOutputCloses, formatCounts, formatBytes } from './format';
 import { warehouseDiffHint } from '../sync/warehouse-diff';
 
 const EXIT = { ok: 0, failed: 1, input: 2, running: 3, notFound: 4 } as const;
@@ -457,6 +457,7 @@ function redactUrl(url: string): string {
 }
 
 async function main(): Promise<void> {
+  exitQuietlyWhenOutputCloses();
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
