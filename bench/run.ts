@@ -4,7 +4,7 @@
  * with @amplitude/analytics-node and the raw POST limit; scaling (100k / 1M / 5M users, two workers against one);
  * the BigQuery emulator's own read rate. Checks the targets and writes bench/results/report.{json,md}.
  *
- *   npm run bench                # the full suite (~20 minutes on 2 cores)
+ *   npm run bench                # the full suite (~12 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
  *   npm run bench -- --only users [--rows N] [--warehouse] [--workers N]   # one end-to-end scenario (full, then
  *                                      # 1% changed), printed only; --warehouse diffs in the warehouse; N workers
@@ -12,8 +12,8 @@
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
  *
- * Needs the local services (`npm run services:up`): Temporal on TEMPORAL_ADDRESS (default 127.0.0.1:7233) and the
- * BigQuery emulator binary (`npm run tools`).
+ * `npm run bench` starts the local services first (`npm run services:up`: Temporal on TEMPORAL_ADDRESS, default
+ * 127.0.0.1:7233, and the BigQuery emulator); run directly (`npx tsx bench/run.ts`), it needs them up.
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -157,8 +157,17 @@ async function main(): Promise<void> {
   const bundlePath = path.join(os.tmpdir(), `ampsync-bench-workflows-${process.pid}.js`);
   fs.writeFileSync(bundlePath, bundle.code);
   const temporalAddress = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-  const amplitude = await startAmplitudeProcess(launch([]));
-  const client = await AmpsyncClient.connect({ address: temporalAddress, payloadCodec: null });
+  // connected first: a Temporal that is not there fails the suite before any child process is started
+  const client = await AmpsyncClient.connect({ address: temporalAddress, payloadCodec: null }).catch((err: unknown) => {
+    throw new Error(
+      `cannot reach Temporal on ${temporalAddress} (${err instanceof Error ? err.message : String(err)}): ` +
+        'start the local services with `npm run services:up`',
+    );
+  });
+  const amplitude = await startAmplitudeProcess(launch([])).catch(async (err: unknown) => {
+    await client.close();
+    throw err;
+  });
   const ctx: BenchContext = {
     temporalAddress,
     client,
