@@ -148,26 +148,34 @@ async function main(): Promise<void> {
   const machine = machineFacts();
   log(`ampsync benchmark (${plan.mode}) on ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}`);
 
-  const compiled = await compileForBench();
-  const launch = (nodeArgs: string[]) => compiledLauncher(compiled, nodeArgs);
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
-  });
-  const bundlePath = path.join(os.tmpdir(), `ampsync-bench-workflows-${process.pid}.js`);
-  fs.writeFileSync(bundlePath, bundle.code);
   const temporalAddress = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-  // connected first: a Temporal that is not there fails the suite before any child process is started
+  // connected first: a Temporal that is not there fails the suite before it compiles, bundles or starts anything
   const client = await AmpsyncClient.connect({ address: temporalAddress, payloadCodec: null }).catch((err: unknown) => {
     throw new Error(
       `cannot reach Temporal on ${temporalAddress} (${err instanceof Error ? err.message : String(err)}): ` +
         'start the local services with `npm run services:up`',
     );
   });
-  const amplitude = await startAmplitudeProcess(launch([])).catch(async (err: unknown) => {
+  // the client is closed when what follows fails before the suite's own cleanup takes over
+  const setup = await (async () => {
+    const compiled = await compileForBench();
+    const launch = (nodeArgs: string[]) => compiledLauncher(compiled, nodeArgs);
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    });
+    const bundlePath = path.join(os.tmpdir(), `ampsync-bench-workflows-${process.pid}.js`);
+    fs.writeFileSync(bundlePath, bundle.code);
+    const amplitude = await startAmplitudeProcess(launch([])).catch((err: unknown) => {
+      fs.rmSync(bundlePath, { force: true });
+      throw err;
+    });
+    return { launch, bundlePath, amplitude };
+  })().catch(async (err: unknown) => {
     await client.close();
     throw err;
   });
+  const { launch, bundlePath, amplitude } = setup;
   const ctx: BenchContext = {
     temporalAddress,
     client,
