@@ -156,41 +156,34 @@ async function main(): Promise<void> {
         'start the local services with `npm run services:up`',
     );
   });
-  // the client is closed when what follows fails before the suite's own cleanup takes over
-  const setup = await (async () => {
+  // from here on, one cleanup (the finally below) undoes whatever setup got to, whether the suite ran or not
+  let bundlePath: string | undefined;
+  let amplitude: Awaited<ReturnType<typeof startAmplitudeProcess>> | undefined;
+  try {
     const compiled = await compileForBench();
     const launch = (nodeArgs: string[]) => compiledLauncher(compiled, nodeArgs);
     const bundle = await bundleWorkflowCode({
       workflowsPath: WORKFLOWS_PATH,
       logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
     });
-    const bundlePath = path.join(os.tmpdir(), `ampsync-bench-workflows-${process.pid}.js`);
+    bundlePath = path.join(os.tmpdir(), `ampsync-bench-workflows-${process.pid}.js`);
     fs.writeFileSync(bundlePath, bundle.code);
-    const amplitude = await startAmplitudeProcess(launch([])).catch((err: unknown) => {
-      fs.rmSync(bundlePath, { force: true });
-      throw err;
-    });
-    return { launch, bundlePath, amplitude };
-  })().catch(async (err: unknown) => {
-    await client.close();
-    throw err;
-  });
-  const { launch, bundlePath, amplitude } = setup;
-  const ctx: BenchContext = {
-    temporalAddress,
-    client,
-    amplitude,
-    bundlePath,
-    launch,
-    workerNodeArgs:
-      values.profile === undefined
-        ? WORKER_NODE_ARGS
-        : [...WORKER_NODE_ARGS, '--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`],
-    tag: randomUUID().slice(0, 8),
-    log,
-  };
-  const label = (kind: string, rows: number): string => `${kind}-${rows >= 1e6 ? `${rows / 1e6}m` : `${rows / 1e3}k`}`;
-  try {
+    amplitude = await startAmplitudeProcess(launch([]));
+    const ctx: BenchContext = {
+      temporalAddress,
+      client,
+      amplitude,
+      bundlePath,
+      launch,
+      workerNodeArgs:
+        values.profile === undefined
+          ? WORKER_NODE_ARGS
+          : [...WORKER_NODE_ARGS, '--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`],
+      tag: randomUUID().slice(0, 8),
+      log,
+    };
+    const label = (kind: string, rows: number): string =>
+      `${kind}-${rows >= 1e6 ? `${rows / 1e6}m` : `${rows / 1e3}k`}`;
     if (values.only !== undefined) {
       // one end-to-end scenario (users or events, full then 1% changed), printed, no report: for design work
       const kind = values.only === 'events' ? 'events' : values.only === 'users' ? 'users' : undefined;
@@ -326,9 +319,9 @@ async function main(): Promise<void> {
     };
     writeReport(partial);
   } finally {
-    await amplitude.stop();
+    await amplitude?.stop();
     await client.close();
-    fs.rmSync(bundlePath, { force: true });
+    if (bundlePath !== undefined) fs.rmSync(bundlePath, { force: true });
   }
 }
 
