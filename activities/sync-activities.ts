@@ -20,7 +20,7 @@ import type {
   StagedRow,
   WarehouseDiff,
 } from '../src/sync/types';
-import { diffModeOf, emptyCounts } from '../src/sync/types';
+import { diffModeOf, emptyCounts, pageRowsAt } from '../src/sync/types';
 import { classified } from '../src/temporal/failures';
 import { mappingIdentity, modelColumns } from '../src/amplitude/mapping';
 import { loadFingerprintHash } from '../src/diff/canonical';
@@ -245,6 +245,14 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
             runId,
             page: position.page,
             rows: position.rowsRead,
+          });
+        }
+        const rowsPerPage = pageRowsAt(position, pageSize);
+        if (rowsPerPage < pageSize) {
+          activityContext()?.log.info('wide rows: the model is read in smaller pages', {
+            syncId: sync.id,
+            runId,
+            rowsPerPage,
           });
         }
         const unchangedElsewhere = position.unchangedElsewhere ?? 0;

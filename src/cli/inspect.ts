@@ -8,7 +8,7 @@ import { resolveSecret } from '../config/load';
 import type { SyncConfig } from '../config/schema';
 import { BigQuerySource } from '../sources/bigquery/source';
 import { openStateStore } from '../state';
-import { diffModeOf, isExhausted } from '../sync/types';
+import { diffModeOf, isExhausted, pageRowsAt } from '../sync/types';
 import { checkDiffKey } from '../sync/warehouse-diff';
 import { formatBytes } from './format';
 
@@ -116,7 +116,7 @@ export async function previewSync(sync: SyncConfig, options: PreviewOptions): Pr
     await store.beginRun({ syncId: sync.id, runId, mode: diffModeOf(sync.object), chunkSize: sync.options.chunkSize });
     let position = opened.position;
     while (!isExhausted(position)) {
-      const page = await source.readPage(position, { pageSize: 10_000 });
+      const page = await source.readPage(position, { pageSize: pageRowsAt(position, 10_000) });
       const rows = [];
       const rejected = [];
       for (const row of page.rows) {

@@ -14,7 +14,14 @@
  *     await reader.close();
  *   }
  */
-import { isExhausted, positionAhead, type Source, type SourcePage, type SourcePosition } from '../sync/types';
+import {
+  isExhausted,
+  pageRowsAt,
+  positionAhead,
+  type Source,
+  type SourcePage,
+  type SourcePosition,
+} from '../sync/types';
 
 /** Pages read at once, at most, while the caller processes one (4 × 10,000 rows of a wide model: ~40 MB). */
 export const DEFAULT_MAX_READ_AHEAD = 4;
@@ -33,6 +40,7 @@ export function checkReadAhead(value: number): number {
 }
 
 export interface PageReaderOptions {
+  /** Rows per page (fewer where the start position's `pageRows` says so). */
   pageSize: number;
   /** Reads in flight at most (default DEFAULT_MAX_READ_AHEAD); 1 reads only the next page ahead. */
   maxAhead?: number;
@@ -61,7 +69,8 @@ export class PageReader {
     start: SourcePosition,
     options: PageReaderOptions,
   ) {
-    this.pageSize = options.pageSize;
+    // a source's smaller page for wide rows (set when the model was opened) holds from the start position on
+    this.pageSize = pageRowsAt(start, options.pageSize);
     this.maxAhead = checkReadAhead(options.maxAhead ?? DEFAULT_MAX_READ_AHEAD);
     this.following = isExhausted(start) ? undefined : start;
     this.fill();

@@ -49,6 +49,18 @@ export interface SourcePosition {
    * and several can be read at once (see src/sources/read-ahead.ts). Absent: the pages are chained by token.
    */
   totalRows?: number;
+  /**
+   * Rows per page at most, set by a source whose rows are wide: a page of 10,000 rows of 30 text columns is ~15 MB of
+   * JSON and ~45 MB once parsed, and several are read ahead. Chosen once, when the model is opened, and carried
+   * from page to page (and in a saved cursor), so every attempt of a run splits it into the same pages. Absent:
+   * the reader's page size.
+   */
+  pageRows?: number;
+}
+
+/** The rows a page from `position` holds at most: the reader's `pageSize`, or fewer where the source says so. */
+export function pageRowsAt(position: SourcePosition, pageSize: number): number {
+  return position.pageRows === undefined ? pageSize : Math.max(1, Math.min(pageSize, position.pageRows));
 }
 
 /**

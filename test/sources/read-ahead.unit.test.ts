@@ -122,6 +122,34 @@ describe('PageReader', () => {
     expect(reader.maxAheadReached).toBe(3);
   });
 
+  test("a start position with the source's pageRows (wide rows) is read in pages of that many rows, ahead too", async () => {
+    const source = new ScriptedSource(3000);
+    const reads: [number, number][] = [];
+    const sized: Source = {
+      dryRun: () => source.dryRun(),
+      open: () => source.open(),
+      readPage: (position, options) => {
+        reads.push([position.rowsRead, options.pageSize]);
+        return source.readPage(position, options);
+      },
+    };
+    const reader = new PageReader(sized, { ...source.start, pageRows: 300 }, { pageSize: 500, maxAhead: 3 });
+    const seen = await readSlowSource(source, reader);
+    expect(seen).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+    // ten pages of 300 rows, each read once, those ahead starting where 300-row pages end
+    expect(reads).toEqual(Array.from({ length: 10 }, (_, i) => [i * 300, 300]));
+    expect(source.maxInFlight).toBe(3);
+  });
+
+  test('pageRows above the reader page size changes nothing: pages of the reader size', async () => {
+    const source = new ScriptedSource(1000);
+    source.autoFinish = true;
+    const reader = new PageReader(source, { ...source.start, pageRows: 5000 }, { pageSize: 250 });
+    const sizes: number[] = [];
+    for (let page = await reader.next(); page !== undefined; page = await reader.next()) sizes.push(page.rows.length);
+    expect(sizes).toEqual([250, 250, 250, 250]);
+  });
+
   test('a source that keeps up (pages ready when asked for) is read one page ahead, as before', async () => {
     const source = new ScriptedSource(10 * 100);
     source.autoFinish = true;

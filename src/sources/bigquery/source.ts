@@ -120,8 +120,45 @@ type TableMetadata = {
 
 export { isExhausted };
 
+/**
+ * The JSON a page of rows may take on the wire. Parsed, a page costs ~3× its JSON in the worker's heap, and up to
+ * DEFAULT_MAX_READ_AHEAD pages are read ahead while one is diffed and the one before it staged: pages of 4 MiB
+ * keep that under ~80 MB however wide the model. Rows up to ~420 bytes (8 short columns take ~190) still come
+ * 10,000 to a page.
+ */
+export const PAGE_BUDGET_BYTES = 4 * 1024 * 1024;
+/** Rows per page however wide they are (a row of BigQuery's API is at most 100 MB; ampsync's rows are smaller). */
+export const MIN_PAGE_ROWS = 10;
+/** Rows of a query's results whose JSON sizes its pages (read with the job's schema, in the same request). */
+export const PAGE_SAMPLE_ROWS = 100;
+/** What `{"v":…},` adds to each cell on the wire, beyond the value's own bytes. */
+const CELL_OVERHEAD_BYTES = 16;
+
+/** Rows per page for rows of `bytesPerRow` bytes of JSON each: as many as PAGE_BUDGET_BYTES holds. */
+export function pageRowsFor(bytesPerRow: number): number {
+  if (!Number.isFinite(bytesPerRow) || bytesPerRow <= 0) return Number.MAX_SAFE_INTEGER;
+  return Math.max(MIN_PAGE_ROWS, Math.floor(PAGE_BUDGET_BYTES / bytesPerRow));
+}
+
+/** The JSON bytes per row of a sample of rows as the API sent them (undefined without rows). */
+function sampleBytesPerRow(rows: readonly RawRow[] | undefined): number | undefined {
+  if (rows === undefined || rows.length === 0) return undefined;
+  const sample = rows.length > PAGE_SAMPLE_ROWS ? rows.slice(0, PAGE_SAMPLE_ROWS) : rows;
+  return Buffer.byteLength(JSON.stringify(sample)) / sample.length;
+}
+
+/** Cells of a row on the wire: one per column, a RECORD's fields counted inside it. */
+function cellsOf(fields: readonly SourceField[]): number {
+  return fields.reduce((n, f) => n + (f.fields !== undefined && f.fields.length > 0 ? cellsOf(f.fields) : 1), 0);
+}
+
 function firstPosition(jobId: string, location: string | null | undefined): SourcePosition {
   return { jobId, ...(location ? { location } : {}), pageToken: null, page: 0, rowsRead: 0 };
+}
+
+/** The position with rows per page when its rows are too wide for the usual pages (MAX_SAFE_INTEGER: no limit). */
+function withPageRows(position: SourcePosition, pageRows: number | undefined): SourcePosition {
+  return pageRows === undefined || pageRows >= Number.MAX_SAFE_INTEGER ? position : { ...position, pageRows };
 }
 
 /** `PROJECT:DATASET.TABLE`: BigQuery's own spelling of a table id; never a valid job id. */
@@ -396,8 +433,16 @@ export class BigQuerySource implements Source, WarehouseDiff {
     if (this.readsTableByQuery(metadata))
       return this.openQuery(project(selectAll(ref), options.columns), subject, options);
     const totalRows = Number(metadata.numRows ?? 0);
-    this.logger?.debug('opened BigQuery table', { table: tablePositionId(ref), totalRows });
-    return { schema, totalRows, position: firstPosition(tablePositionId(ref), metadata.location) };
+    // a table's rows are sized by its own figures: BigQuery's bytes per row, and what JSON adds to each cell
+    const bytes = Number(metadata.numBytes ?? 0);
+    const pageRows =
+      totalRows > 0 && bytes > 0 ? pageRowsFor(bytes / totalRows + CELL_OVERHEAD_BYTES * cellsOf(schema)) : undefined;
+    this.logger?.debug('opened BigQuery table', { table: tablePositionId(ref), totalRows, pageRows });
+    return {
+      schema,
+      totalRows,
+      position: withPageRows(firstPosition(tablePositionId(ref), metadata.location), pageRows),
+    };
   }
 
   /** Reads the page at `position`; the same position always yields the same rows. */
@@ -420,6 +465,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
       ...(position.unchangedElsewhere !== undefined ? { unchangedElsewhere: position.unchangedElsewhere } : {}),
       ...(position.keyOrdered === true ? { keyOrdered: true } : {}),
       ...(position.totalRows !== undefined ? { totalRows: position.totalRows } : {}),
+      ...(position.pageRows !== undefined ? { pageRows: position.pageRows } : {}),
     };
     this.logger?.debug('read BigQuery page', {
       jobId: position.jobId,
@@ -568,13 +614,14 @@ export class BigQuerySource implements Source, WarehouseDiff {
       job = await this.startJob(sql, subject, options.jobId === undefined ? undefined : `${options.jobId}_unordered`);
       await this.waitForJob(job, subject, options.signal);
     }
-    let response: { schema?: { fields?: RawField[] }; totalRows?: string | number } | undefined;
+    let response: { schema?: { fields?: RawField[] }; totalRows?: string | number; rows?: RawRow[] } | undefined;
     try {
-      [, , response] = (await job.getQueryResults({ maxResults: 0, autoPaginate: false, skipParsing: true })) as [
-        unknown,
-        unknown,
-        typeof response,
-      ];
+      // the first rows come with the schema: their size on the wire sets the rows per page
+      [, , response] = (await job.getQueryResults({
+        maxResults: PAGE_SAMPLE_ROWS,
+        autoPaginate: false,
+        skipParsing: true,
+      })) as [unknown, unknown, typeof response];
     } catch (err) {
       throw classifyBigQueryError(err, {
         operation: `results of job ${job.id ?? ''}`,
@@ -585,9 +632,11 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const schema = normaliseSchema(response?.schema?.fields);
     const totalRows = Number(response?.totalRows ?? 0);
     const jobId = job.id as string;
-    this.logger?.info('BigQuery query job done', { jobId, totalRows, subject, keyOrdered });
+    const bytesPerRow = sampleBytesPerRow(response?.rows);
+    const pageRows = bytesPerRow === undefined ? undefined : pageRowsFor(bytesPerRow);
+    this.logger?.info('BigQuery query job done', { jobId, totalRows, subject, keyOrdered, pageRows });
     // results are read by row index: a finished job's results are a table of known size
-    const position: SourcePosition = { ...firstPosition(jobId, job.location), totalRows };
+    const position: SourcePosition = withPageRows({ ...firstPosition(jobId, job.location), totalRows }, pageRows);
     return { schema, totalRows, position: keyOrdered ? { ...position, keyOrdered } : position };
   }
 

@@ -12,9 +12,17 @@ jest.mock('google-auth-library', () =>
 jest.setTimeout(180_000);
 import { createSyntheticUsers, syntheticUser } from '../../../src/dev/demo-data';
 import { SourceConfigError, SourceResultsExpiredError } from '../../../src/sources/bigquery/errors';
-import { BigQuerySource, isExhausted, type SourceLogger } from '../../../src/sources/bigquery/source';
+import type { Table, TableMetadata } from '@google-cloud/bigquery';
+import {
+  BigQuerySource,
+  isExhausted,
+  PAGE_BUDGET_BYTES,
+  pageRowsFor,
+  type SourceLogger,
+} from '../../../src/sources/bigquery/source';
+import { PageReader } from '../../../src/sources/read-ahead';
 import { positionAhead, type SourcePosition, type SourceRow } from '../../../src/sync/types';
-import { testEmulator } from './support';
+import { run, testEmulator } from './support';
 
 const ROWS = 2500;
 const PAGE_SIZE = 1000;
@@ -79,7 +87,10 @@ describe('BigQuerySource paging', () => {
       page: 0,
       rowsRead: 0,
       totalRows: ROWS,
+      // rows of ~150 bytes of JSON: far more to a page than anyone reads at once
+      pageRows: expect.any(Number),
     });
+    expect(opened.position.pageRows).toBeGreaterThan(20_000);
 
     const { pages, positions } = await readAll(src, opened.position, PAGE_SIZE);
     expect(pages.map((p) => p.length)).toEqual([1000, 1000, 500]);
@@ -196,6 +207,78 @@ describe('BigQuerySource paging', () => {
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
       'the server ignored maxResults on tabledata.list (an emulator?): the whole table came as one page',
     ]);
+  });
+});
+
+describe('BigQuerySource wide rows', () => {
+  const WIDE_ROWS = 300;
+  /** Each row ~40 KB of JSON: 10,000 of them would be a 400 MB page. */
+  const WIDTH = 40_000;
+
+  beforeAll(async () => {
+    await run(
+      ctx.bq,
+      `CREATE TABLE ${ctx.dataset}.wide AS
+       SELECT n AS id, REPEAT('x', ${WIDTH}) AS blob FROM UNNEST(GENERATE_ARRAY(1, ${WIDE_ROWS})) AS n`,
+    );
+  });
+
+  test('a model of wide rows is read in pages of PAGE_BUDGET_BYTES of JSON, each row once, every position saying so', async () => {
+    const src = source();
+    const opened = await src.open({ sql: `SELECT * FROM ${ctx.dataset}.wide ORDER BY id` });
+    // ~40,030 bytes a row on the wire: 104 rows to a 4 MiB page
+    const pageRows = opened.position.pageRows as number;
+    expect(pageRows).toBeGreaterThanOrEqual(Math.floor(PAGE_BUDGET_BYTES / (WIDTH + 60)));
+    expect(pageRows).toBeLessThanOrEqual(Math.floor(PAGE_BUDGET_BYTES / WIDTH));
+    // read as extractAndDiff reads it: a reader of 10,000-row pages, pages ahead
+    const reader = new PageReader(src, opened.position, { pageSize: 10_000, maxAhead: 3 });
+    const sizes: number[] = [];
+    const ids: number[] = [];
+    const positions: SourcePosition[] = [];
+    for (let page = await reader.next(); page !== undefined; page = await reader.next()) {
+      sizes.push(page.rows.length);
+      ids.push(...page.rows.map((r) => r.id as number));
+      positions.push(page.next);
+      expect(page.rows.every((r) => (r.blob as string).length === WIDTH)).toBe(true);
+    }
+    expect(sizes).toEqual([pageRows, pageRows, WIDE_ROWS - 2 * pageRows]);
+    expect(ids).toEqual(Array.from({ length: WIDE_ROWS }, (_, i) => i + 1));
+    // a saved cursor carries the page size: a resumed run splits the rest into the same pages
+    expect(positions.map((p) => p.pageRows)).toEqual([pageRows, pageRows, pageRows]);
+  });
+
+  test("a table read with tabledata.list is sized by the table's own bytes per row and its columns", async () => {
+    // the emulator reports no numBytes: a client whose table lookups report 100,000 bytes a row
+    const withBytes = (table: Table): Table => {
+      const original = table.getMetadata.bind(table) as () => Promise<[TableMetadata, ...unknown[]]>;
+      return Object.assign(table, {
+        getMetadata: async () => {
+          const [metadata, ...rest] = await original();
+          return [{ ...metadata, numBytes: String(Number(metadata.numRows) * 100_000) }, ...rest];
+        },
+      });
+    };
+    const client = new Proxy(ctx.bq, {
+      get(target, prop, receiver) {
+        if (prop !== 'dataset') return Reflect.get(target, prop, receiver) as unknown;
+        return (...args: Parameters<typeof target.dataset>) => {
+          const dataset = target.dataset(...args);
+          const table = dataset.table.bind(dataset);
+          return Object.assign(dataset, { table: (...a: Parameters<typeof table>) => withBytes(table(...a)) });
+        };
+      },
+    });
+    const src = new BigQuerySource(ctx.source, { client, tableRead: 'list' });
+    const opened = await src.open({ table: `${ctx.dataset}.users` });
+    // 100,000 bytes a row, and 16 for each of its 8 cells: 41 rows to a 4 MiB page
+    expect(opened.position.pageRows).toBe(pageRowsFor(100_000 + 16 * 8));
+    expect(opened.position.pageRows).toBe(41);
+  });
+
+  test('rows of ordinary width set no smaller pages: a table the emulator reports no size for sets none', async () => {
+    const src = source({ tableRead: 'list' });
+    const opened = await src.open({ table: `${ctx.dataset}.users` });
+    expect(opened.position.pageRows).toBeUndefined();
   });
 });
 
