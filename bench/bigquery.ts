@@ -17,7 +17,15 @@ import { BigQuerySource } from '../src/sources/bigquery/source';
 import { DEFAULT_MAX_READ_AHEAD, PageReader } from '../src/sources/read-ahead';
 import { sourceSchema } from '../src/config/schema';
 import { isExhausted, type Source, type SourcePosition } from '../src/sync/types';
-import { ChildProcessError, freePort, MemorySampler } from './support/processes';
+import {
+  ChildProcessError,
+  freePort,
+  MemorySampler,
+  startChild,
+  stopChild,
+  WORKER_ENV,
+  type Launcher,
+} from './support/processes';
 
 /** How long the emulator may take to answer its first request. */
 const READY_TIMEOUT_MS = 60_000;
@@ -27,6 +35,9 @@ const PAGE_SIZE_ROWS = 10_000;
 const READ_LATENCY_MS = 300;
 /** Rows of the modelled API: enough pages (50) for the read-ahead window to open and then hold. */
 const MODELLED_API_ROWS = 500_000;
+/** The wide model: a key and WIDE_COLUMNS text columns of ~60 characters (~2 KB of JSON a row). */
+const WIDE_ROWS = 100_000;
+const WIDE_COLUMNS = 30;
 
 /** The BigQuery emulator binary is not installed. */
 export class BigQueryEmulatorMissingError extends Error {
@@ -49,6 +60,27 @@ export interface BigQueryFigures {
    * (absent in reports written before read ahead).
    */
   readAhead?: ReadAheadFigures[];
+  /**
+   * A model of wide rows read as a run reads it, with the source's pages for wide rows against 10,000-row pages,
+   * each side in a process of its own (absent in reports written before pages were sized by their rows' width).
+   */
+  wideRows?: WideReadFigures[];
+}
+
+export interface WideReadFigures {
+  /** `source`: pages the source sizes for the rows' width; `fixed`: 10,000-row pages, as before. */
+  pages: 'source' | 'fixed';
+  rows: number;
+  columns: number;
+  /** JSON bytes per row on the wire, measured from the first rows. */
+  bytesPerRow: number;
+  rowsPerPage: number;
+  pagesRead: number;
+  latencyMs: number;
+  seconds: number;
+  rowsPerSecond: number;
+  /** Peak RSS of the process that read the model. */
+  peakRssMb: number;
 }
 
 export interface ReadAheadFigures {
@@ -105,7 +137,11 @@ async function readThrough(
 }
 
 /** Starts a private emulator, measures it on a table of `rows` synthetic users, stops it. */
-export async function measureBigQueryEmulator(rows: number, log: (line: string) => void): Promise<BigQueryFigures> {
+export async function measureBigQueryEmulator(
+  rows: number,
+  launch: Launcher,
+  log: (line: string) => void,
+): Promise<BigQueryFigures> {
   const binary = toolPaths().bigqueryEmulator;
   if (binary === '') throw new BigQueryEmulatorMissingError('AMPSYNC_BQ_EMULATOR_BIN is unknown: run npm run tools');
   const port = await freePort();
@@ -177,6 +213,7 @@ export async function measureBigQueryEmulator(rows: number, log: (line: string) 
       pages,
       emulatorPeakRssMb: round(memory.stop()),
       readAhead,
+      wideRows: await measureWideRows(launch, log),
     };
     log(`  BigQuery emulator: ${figures.rowsPerSecond} rows/s read, query ${figures.openSeconds} s`);
     return figures;
@@ -185,6 +222,75 @@ export async function measureBigQueryEmulator(rows: number, log: (line: string) 
     await Promise.race([exited, delay(10_000)]);
     if (emulator.exitCode === null && emulator.signalCode === null) emulator.kill('SIGKILL');
   }
+}
+
+/**
+ * A model of WIDE_ROWS rows of WIDE_COLUMNS text columns (~2 KB of JSON a row) read as a run reads it, from a model
+ * of BigQuery's API (READ_LATENCY_MS per answer, answers of at most 10 MB, the source's converter): in pages
+ * BigQuerySource sizes for the rows' width, and in 10,000-row pages, each side in a process of its own. Not from
+ * the emulator: it reads a query's whole results for every page it answers (~0.75 s for 40 MB, however few rows
+ * are asked for), so its time grows with the number of pages, which BigQuery's does not.
+ */
+async function measureWideRows(launch: Launcher, log: (line: string) => void): Promise<WideReadFigures[]> {
+  const figures: WideReadFigures[] = [];
+  for (const pages of ['fixed', 'source'] as const) {
+    const { command, args } = launch('bench/support/wide-read-process.ts');
+    let onResult: (line: string) => void = () => undefined;
+    const resultLine = new Promise<string>((resolve) => (onResult = resolve));
+    const { child } = await startChild({
+      name: `wide read (${pages} pages)`,
+      command,
+      args,
+      env: {
+        ...WORKER_ENV,
+        BENCH_WIDE_ROWS: String(WIDE_ROWS),
+        BENCH_WIDE_COLUMNS: String(WIDE_COLUMNS),
+        BENCH_PAGE_ROWS: pages,
+        BENCH_LATENCY_MS: String(READ_LATENCY_MS),
+      },
+      ready: /^@ready$/,
+      onLine: (l) => {
+        if (l.startsWith('@result ')) onResult(l);
+      },
+    });
+    try {
+      const memory = new MemorySampler(child.pid);
+      const line = await Promise.race([
+        resultLine,
+        child.exited.then((code): never => {
+          throw new ChildProcessError(`${child.name} exited with code ${String(code)}:\n${child.tail()}`);
+        }),
+      ]);
+      const result = JSON.parse(line.slice('@result '.length)) as {
+        rows: number;
+        pages: number;
+        rowsPerPage: number;
+        bytesPerRow: number;
+        seconds: number;
+      };
+      if (result.rows !== WIDE_ROWS) throw new ChildProcessError(`${child.name} read ${result.rows} rows`);
+      const wide: WideReadFigures = {
+        pages,
+        rows: result.rows,
+        columns: WIDE_COLUMNS + 1,
+        bytesPerRow: result.bytesPerRow,
+        rowsPerPage: result.rowsPerPage,
+        pagesRead: result.pages,
+        latencyMs: READ_LATENCY_MS,
+        seconds: round(result.seconds),
+        rowsPerSecond: Math.round(result.rows / result.seconds),
+        peakRssMb: round(memory.stop()),
+      };
+      log(
+        `  wide rows (${wide.bytesPerRow} bytes of JSON each), pages of ${wide.rowsPerPage} rows: ` +
+          `${wide.rowsPerSecond} rows/s, peak RSS ${wide.peakRssMb} MB`,
+      );
+      figures.push(wide);
+    } finally {
+      await stopChild(child);
+    }
+  }
+  return figures;
 }
 
 /** Where the modelled API's results start: `rows` rows read by index. */

@@ -412,10 +412,38 @@ export function renderMarkdown(report: BenchReport): string {
             `(${fmt(Math.round(report.bigquery.rows / (report.bigquery.openSeconds + report.bigquery.readSeconds)))} rows/s ` +
             `with the query); emulator peak RSS ${report.bigquery.emulatorPeakRssMb} MB.`,
           ...readAheadLines(report.bigquery),
+          ...wideRowsLines(report.bigquery),
         ]),
     '',
   ];
   return lines.join('\n');
+}
+
+/** Reading wide rows in pages sized for their width against 10,000-row pages. */
+function wideRowsLines(bigquery: BigQueryFigures): string[] {
+  // reports written before pages were sized by their rows' width have no such figures
+  const runs = bigquery.wideRows ?? [];
+  if (runs.length === 0) return [];
+  const fixed = runs.find((r) => r.pages === 'fixed');
+  const first = runs[0] as (typeof runs)[number];
+  return [
+    '',
+    `Wide rows: ${fmt(first.rows)} rows of ${first.columns} text columns (${fmt(first.bytesPerRow)} bytes of JSON a row) ` +
+      `read as a run reads a model, from a model of BigQuery's API (${first.latencyMs} ms per answer, answers of at ` +
+      "most 10 MB, the source's converter), each side in a process of its own, up to 4 pages read ahead:",
+    '',
+    '| pages | rows per page | pages read | seconds | rows/s | reader peak RSS MB | vs 10,000-row pages |',
+    '| ----- | ------------: | ---------: | ------: | -----: | -----------------: | ------------------: |',
+    ...runs.map((r) => {
+      const ratio =
+        fixed === undefined || r === fixed ? '' : `${(r.peakRssMb / fixed.peakRssMb).toFixed(2)}× the memory`;
+      const label = r.pages === 'source' ? 'sized for the width' : '10,000 rows';
+      return (
+        `| ${label} | ${fmt(r.rowsPerPage)} | ${r.pagesRead} | ${r.seconds} | ${fmt(r.rowsPerSecond)} | ` +
+        `${r.peakRssMb} | ${ratio} |`
+      );
+    }),
+  ];
 }
 
 /** The read-ahead comparison: one page ahead against read ahead, from the emulator and with a modelled latency. */

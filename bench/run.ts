@@ -2,13 +2,14 @@
  * The performance suite (`npm run bench`): end-to-end syncs of 1,000,000 users and 1,000,000 events through the
  * Temporal dev server and a worker child process, each followed by a 1%-changed run; the send stage side by side
  * with @amplitude/analytics-node and the raw POST limit; scaling (100k / 1M / 5M users, two workers against one);
- * the BigQuery emulator's own read rate. Checks the targets and writes bench/results/report.{json,md}.
+ * the BigQuery emulator's own read rate, read ahead, and the memory of reading wide rows. Checks the targets and writes bench/results/report.{json,md}.
  *
  *   npm run bench                # the full suite (~12 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
  *   npm run bench -- --only users [--rows N] [--warehouse] [--workers N]   # one end-to-end scenario (full, then
  *                                      # 1% changed), printed only; --warehouse diffs in the warehouse; N workers
  *   npm run bench -- --only users --profile DIR   # the same, the worker writing a CPU profile (--cpu-prof) to DIR
+ *   npm run bench -- --only bigquery   # the BigQuery emulator's reads alone (read ahead, wide rows), printed only
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
  *
@@ -184,10 +185,17 @@ async function main(): Promise<void> {
     };
     const label = (kind: string, rows: number): string =>
       `${kind}-${rows >= 1e6 ? `${rows / 1e6}m` : `${rows / 1e3}k`}`;
+    if (values.only === 'bigquery') {
+      // the BigQuery emulator's reads alone (read ahead, wide rows), printed, no report
+      console.log(
+        JSON.stringify(await measureBigQueryEmulator(plan.bigqueryRows, launch(WORKER_NODE_ARGS), log), null, 2),
+      );
+      return;
+    }
     if (values.only !== undefined) {
       // one end-to-end scenario (users or events, full then 1% changed), printed, no report: for design work
       const kind = values.only === 'events' ? 'events' : values.only === 'users' ? 'users' : undefined;
-      if (kind === undefined) throw new Error(`--only takes users or events, not "${values.only}"`);
+      if (kind === undefined) throw new Error(`--only takes users, events or bigquery, not "${values.only}"`);
       const rows = values.rows === undefined ? plan.e2eRows : Number(values.rows);
       if (!Number.isSafeInteger(rows) || rows <= 0) throw new Error(`--rows takes a row count, not "${values.rows}"`);
       const workers = values.workers === undefined ? 1 : Number(values.workers);
@@ -289,7 +297,7 @@ async function main(): Promise<void> {
 
     let bigquery: BigQueryFigures | { error: string };
     try {
-      bigquery = await measureBigQueryEmulator(plan.bigqueryRows, log);
+      bigquery = await measureBigQueryEmulator(plan.bigqueryRows, launch(WORKER_NODE_ARGS), log);
     } catch (err) {
       bigquery = { error: err instanceof Error ? err.message : String(err) };
       log(`BigQuery emulator not measured: ${bigquery.error}`);
