@@ -314,6 +314,15 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
         const finished = await deps.state.finishExtract(sync.id, runId);
         // rows the warehouse found unchanged never reached the store
         const counts = withUnchangedElsewhere(finished.counts, unchangedElsewhere);
+        const staged = finished.counts.new + finished.counts.changed;
+        if (finished.chunks > Math.ceil(staged / sync.options.chunkSize)) {
+          activityContext()?.log.info('large payloads: the run is sent in smaller chunks than chunkSize', {
+            syncId: sync.id,
+            runId,
+            chunks: finished.chunks,
+            chunkSize: sync.options.chunkSize,
+          });
+        }
         const hint = warehouseDiffHint(sync, counts);
         if (hint !== undefined) activityContext()?.log.info(hint, { syncId: sync.id, runId });
         return {

@@ -214,7 +214,10 @@ export const optionsSchema = z.strictObject({
   chunksPerActivity: z.number().int().min(1).max(100).default(5),
   /** Rows per request; capped by the API's own limit. */
   batchSize: z.number().int().min(1).max(2000).default(1000),
-  /** Rows per chunk: the unit of durable progress. */
+  /**
+   * Rows per chunk: the unit of durable progress. Fewer when the run's payloads are large: a chunk holds at most
+   * 8 MiB of them (CHUNK_BUDGET_BYTES in src/state/describe.ts), so the send stage's memory does not grow with them.
+   */
   chunkSize: z.number().int().min(100).max(200_000).default(10_000),
   /** Users/devices: also send this event with each changed profile so charts see the new properties at once. */
   syntheticEvent: z.string().min(1).optional(),

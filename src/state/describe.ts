@@ -7,6 +7,27 @@ import type { CommitChunkResult, FinishExtractResult, RunStatus } from './types'
 /** Rejections returned by finishExtract for the run summary. */
 export const MAX_SAMPLE_REJECTIONS = 10;
 
+/**
+ * Payload bytes a chunk holds at most. A send activity holds about two chunks' rows while it sends (the one its
+ * batches come from, and the next, read as the last batches go), and a worker runs `concurrency` of them: chunks
+ * of 10,000 payloads of 2.5 KB (30 text properties) would keep ~400 MB in a worker's heap, chunks of 8 MiB ~64 MB.
+ * Payloads up to ~840 bytes (a $identify event of a few properties takes ~250) still come 10,000 to a chunk.
+ */
+export const CHUNK_BUDGET_BYTES = 8 * 1024 * 1024;
+/** Rows a chunk holds however large its payloads. */
+export const MIN_CHUNK_ROWS = 100;
+/** The staged payloads whose average size sets a run's rows per chunk: the first ones, in staging order. */
+export const CHUNK_SAMPLE_ROWS = 1000;
+
+/**
+ * Rows per chunk of a run whose payloads average `payloadBytes` (null: none staged): its `chunkSize`, or as many
+ * as CHUNK_BUDGET_BYTES holds when fewer.
+ */
+export function chunkRowsFor(chunkSize: number, payloadBytes: number | null): number {
+  if (payloadBytes === null || !Number.isFinite(payloadBytes) || payloadBytes <= 0) return chunkSize;
+  return Math.min(chunkSize, Math.max(MIN_CHUNK_ROWS, Math.floor(CHUNK_BUDGET_BYTES / payloadBytes)));
+}
+
 /** `run "r1" of sync "users"`, the subject of most messages. */
 export function runLabel(syncId: string, runId: string): string {
   return `run "${runId}" of sync "${syncId}"`;

@@ -22,9 +22,11 @@ import {
   deliveredPosition,
   MAX_SAMPLE_REJECTIONS,
   addPage,
+  CHUNK_SAMPLE_ROWS,
   checkChunkSize,
   checkChunkable,
   checkSameRun,
+  chunkRowsFor,
   checkStageable,
   extractResult,
   parseCounts,
@@ -542,14 +544,20 @@ export class PostgresStateStore implements StateStore {
          LIMIT ${MAX_SAMPLE_REJECTIONS}`,
         [syncId, runId],
       );
-      const result = extractResult(parseCounts(run.counts), seen, syncedKeys, run.chunk_size, samples.rows);
+      // large payloads make smaller chunks: the send stage holds a few chunks' rows at once
+      const sampled = await c.query<{ bytes: string | null }>(
+        `SELECT avg(octet_length(payload)) AS bytes FROM (
+           SELECT payload FROM ${t}.run_rows WHERE run_no = $1 ORDER BY pos LIMIT ${CHUNK_SAMPLE_ROWS}) AS p`,
+        [run.run_no],
+      );
+      const bytes = sampled.rows[0]?.bytes;
+      const chunkSize = chunkRowsFor(run.chunk_size, bytes === null || bytes === undefined ? null : Number(bytes));
+      const result = extractResult(parseCounts(run.counts), seen, syncedKeys, chunkSize, samples.rows);
       const counts: RunCounts = { ...parseCounts(run.counts), ...result.counts };
-      await c.query(`UPDATE ${t}.runs SET extract_result = $1, chunks = $2, counts = $3 WHERE run_no = $4`, [
-        result,
-        result.chunks,
-        counts,
-        run.run_no,
-      ]);
+      await c.query(
+        `UPDATE ${t}.runs SET extract_result = $1, chunks = $2, counts = $3, chunk_size = $4 WHERE run_no = $5`,
+        [result, result.chunks, counts, chunkSize, run.run_no],
+      );
       return result;
     });
   }

@@ -24,9 +24,11 @@ import {
   abandonedReason,
   addPage,
   deliveredPosition,
+  CHUNK_SAMPLE_ROWS,
   checkChunkSize,
   checkChunkable,
   checkSameRun,
+  chunkRowsFor,
   checkStageable,
   extractResult,
   parseCounts,
@@ -418,7 +420,12 @@ function prepareAll(db: Database.Database) {
     savePageProgress: s(
       'UPDATE runs SET cursor = ?, next_pos = ?, counts = ?, last_key = ?, key_ordered = ? WHERE run_no = ?',
     ),
-    saveExtract: s('UPDATE runs SET extract_result = ?, chunks = ?, counts = ? WHERE run_no = ?'),
+    saveExtract: s('UPDATE runs SET extract_result = ?, chunks = ?, counts = ?, chunk_size = ? WHERE run_no = ?'),
+    // bytes, not characters: a payload's size on the wire
+    samplePayloadBytes: s(
+      `SELECT avg(length(CAST(payload AS BLOB))) AS bytes FROM (
+         SELECT payload FROM run_payloads WHERE run_no = @runNo ORDER BY id LIMIT ${CHUNK_SAMPLE_ROWS})`,
+    ),
     finish: s('UPDATE runs SET status = ?, counts = ?, error = ?, finished_at = ? WHERE run_no = ?'),
 
     pageResult: s('SELECT result FROM run_pages WHERE run_no = ? AND page = ?'),
@@ -857,9 +864,12 @@ export class SqliteStateStore implements StateStore {
       }
       const syncedKeys = (s.countSynced.get(syncId) as { n: number }).n;
       const samples = s.sampleRejections.all(syncId, runId) as RowRejection[];
-      const result = extractResult(parseCounts(run.counts), seen, syncedKeys, run.chunk_size, samples);
+      // large payloads make smaller chunks: the send stage holds a few chunks' rows at once
+      const payloadBytes = (s.samplePayloadBytes.get({ runNo: run.run_no }) as { bytes: number | null }).bytes;
+      const chunkSize = chunkRowsFor(run.chunk_size, payloadBytes);
+      const result = extractResult(parseCounts(run.counts), seen, syncedKeys, chunkSize, samples);
       const counts: RunCounts = { ...parseCounts(run.counts), ...result.counts };
-      s.saveExtract.run(JSON.stringify(result), result.chunks, JSON.stringify(counts), run.run_no);
+      s.saveExtract.run(JSON.stringify(result), result.chunks, JSON.stringify(counts), chunkSize, run.run_no);
       return result;
     });
   }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { canonicalJson, hashText } from '../../src/diff/canonical';
+import { CHUNK_BUDGET_BYTES } from '../../src/state/describe';
 import { RunNotFoundError, StateConflictError } from '../../src/state/errors';
 import type { CommitChunkResult, FinishExtractResult, StagePageResult, StateStore } from '../../src/state/types';
 import { emptyCounts } from '../../src/sync/types';
@@ -519,6 +520,39 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
       // recording the same outcomes again changes nothing
       await store.recordOutcomes(syncId, runId, [{ key: 'u003', status: 'delivered' }]);
       expect(sentKeys(await store.readChunk(syncId, runId, 0))).toEqual(['u001', 'u002', 'u004']);
+    });
+
+    it('makes smaller chunks of large payloads, as many as CHUNK_BUDGET_BYTES holds, each row sent once', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      // 30 properties of 100 characters: ~3.3 KB a payload, ~2,500 to a chunk of 8 MiB: 3 chunks of 6,000 rows, not 1
+      const wide = (key: string): MappedRow =>
+        mapped(key, Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`p${i}`, `${key}_${'x'.repeat(96)}`])));
+      const rows = keys(6000, 'w').map(wide);
+      const bytes = Buffer.byteLength(rows[0]!.payload);
+      const perChunk = Math.floor(CHUNK_BUDGET_BYTES / bytes);
+      expect(perChunk).toBeLessThan(3000);
+      const { finished } = await extract(syncId, runId, pagesOf(rows, 1000), { chunkSize: 10_000 });
+      expect(finished.chunks).toBe(Math.ceil(6000 / perChunk));
+      const { sent, commits } = await sendAll(syncId, runId, finished.chunks);
+      expect(commits.map((c) => c.delivered)).toEqual(
+        Array.from({ length: finished.chunks }, (_, c) => Math.min(perChunk, 6000 - c * perChunk)),
+      );
+      expect(sent.map((r) => r.pos)).toEqual(rows.map((_, pos) => pos));
+      expect(await store.countSynced(syncId)).toBe(6000);
+      // finishing again gives the same chunks (the size is the run's from then on)
+      expect(await store.finishExtract(syncId, runId)).toEqual(finished);
+    });
+
+    it('keeps chunks of chunkSize rows for payloads of ordinary size', async () => {
+      const syncId = newSync();
+      const runId = newRun();
+      const rows = keys(2500).map((k) => user(k));
+      const { finished } = await extract(syncId, runId, pagesOf(rows, 1000), { chunkSize: 1000 });
+      expect(finished.chunks).toBe(3);
+      expect((await store.readChunk(syncId, runId, 2)).map((r) => r.pos)).toEqual(
+        Array.from({ length: 500 }, (_, i) => 2000 + i),
+      );
     });
 
     it('applies concurrent commits of different chunks from separate stores', async () => {
