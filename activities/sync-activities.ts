@@ -71,7 +71,42 @@ export interface ActivityDeps {
 const DEFAULT_PAGE_SIZE = 10_000;
 const MAX_THROTTLED_IDS = 20;
 /** Batches one send activity has in flight (its chunks' batches are taken in order as they free up). */
-const MAX_BATCHES_IN_FLIGHT = 6;
+export const MAX_BATCHES_IN_FLIGHT = 6;
+/**
+ * Payload bytes of the batches one send activity has in flight at most (one batch, however large, always goes):
+ * a batch in flight holds its rows and its request body twice over (built, then gzipped), so six 1,000-row batches
+ * of 2.5 KB payloads would hold ~45 MB per activity; batches of ordinary payloads (~250 KB) all fit.
+ */
+export const MAX_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
+
+/** The payload bytes of a batch (its JSON's characters: bytes for the ASCII most payloads are). */
+function batchBytes(batch: readonly StagedRow[]): number {
+  let n = 0;
+  for (const row of batch) n += row.payload.length;
+  return n;
+}
+
+/** Bytes shared by concurrent users: a user waits while others hold it and it would go over the limit. */
+export class ByteBudget {
+  private used = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Takes `bytes` once they fit (at once when nothing is held: one user always goes). */
+  async acquire(bytes: number): Promise<void> {
+    while (this.used > 0 && this.used + bytes > this.limit) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.used += bytes;
+  }
+
+  /** Gives `bytes` back and lets the waiting users try again. */
+  release(bytes: number): void {
+    this.used -= bytes;
+    for (const wake of this.waiting.splice(0)) wake();
+  }
+}
 
 /** A JSON string in a reason, with what precedes it when that marks a column name or a field name. */
 const QUOTED = /(column |in |missing )?("(?:[^"\\]|\\.)*")/g;
@@ -382,15 +417,22 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
           else unanswered.set(c, batches.length);
           for (const batch of batches) queue.push({ chunk: c, batch });
         };
+        // a lane that finds no batch waits for the chunk being read, even the last one: only once every chunk is
+        // read and its batches taken is a lane done (else a one-chunk activity would send with a single lane)
         const take = async (): Promise<{ chunk: number; batch: StagedRow[] } | undefined> => {
-          while (queue.length === 0 && nextToRead <= last) {
-            reading ??= readNext().finally(() => (reading = undefined));
+          for (;;) {
+            if (queue.length > 0) return queue.shift();
+            if (reading === undefined) {
+              if (nextToRead > last) return undefined;
+              reading = readNext().finally(() => (reading = undefined));
+            }
             await reading;
           }
-          return queue.shift();
         };
 
         let failure: { reason: unknown } | undefined;
+        // large payloads leave fewer batches in flight: their rows and bodies are what a send holds in memory
+        const budget = new ByteBudget(MAX_BYTES_IN_FLIGHT);
         const lane = async (): Promise<void> => {
           for (;;) {
             if (failure !== undefined) return;
@@ -398,8 +440,13 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
             const taken = await take();
             if (taken === undefined || failure !== undefined) return;
             const { batch } = taken;
+            const bytes = batchBytes(batch);
+            await budget.acquire(bytes);
             let outcomes: RowOutcome[];
             try {
+              // another lane may have failed, or the activity been cancelled, while this one waited
+              if (failure !== undefined) return;
+              signal?.throwIfAborted();
               outcomes = await sender.sendBatch(batch, signal ? { signal } : {});
             } catch (err) {
               // rows settled before the failure (delivered, rejected, deferred) are kept: a retry sends only the rest
@@ -408,6 +455,8 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
                 await deps.state.recordOutcomes(sync.id, runId, settled as RowOutcome[]);
               }
               throw err;
+            } finally {
+              budget.release(bytes);
             }
             await deps.state.recordOutcomes(sync.id, runId, positioned(batch, outcomes));
             result.requests += 1;

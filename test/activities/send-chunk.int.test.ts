@@ -1,0 +1,153 @@
+/**
+ * sendChunk against a real SQLite state store and a recording sender: batches in flight are bounded by their
+ * number and by their payload bytes, and every row is still delivered and committed once.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  ByteBudget,
+  createActivities,
+  MAX_BATCHES_IN_FLIGHT,
+  MAX_BYTES_IN_FLIGHT,
+  type BatchSender,
+} from '../../activities/sync-activities';
+import { packBatches, packLimitsFor } from '../../src/amplitude/batches';
+import { syncSchema, type SyncConfig } from '../../src/config/schema';
+import { SqliteStateStore } from '../../src/state/sqlite';
+import type { MappedRow, RowOutcome, StagedRow } from '../../src/sync/types';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-send-chunk-'));
+let store: SqliteStateStore;
+
+beforeAll(async () => {
+  store = new SqliteStateStore({ file: path.join(dir, 'state.db') });
+  await store.migrate();
+});
+
+afterAll(async () => {
+  await store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A sender that answers every row delivered after a few milliseconds, counting the batches in flight. */
+class RecordingSender implements BatchSender {
+  inFlight = 0;
+  maxInFlight = 0;
+  /** Payload characters of the batches in flight, at the most. */
+  maxBytes = 0;
+  private bytes = 0;
+  batches: number[] = [];
+
+  async sendBatch(rows: StagedRow[]): Promise<RowOutcome[]> {
+    const bytes = rows.reduce((n, r) => n + r.payload.length, 0);
+    this.inFlight += 1;
+    this.bytes += bytes;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    this.maxBytes = Math.max(this.maxBytes, this.bytes);
+    this.batches.push(rows.length);
+    await delay(5);
+    this.inFlight -= 1;
+    this.bytes -= bytes;
+    return rows.map((r) => ({ key: r.key, status: 'delivered' }));
+  }
+}
+
+function usersSync(id: string): SyncConfig {
+  return syncSchema.parse({
+    id,
+    object: 'users',
+    source: { project: 'p' },
+    model: { sql: 'SELECT 1' },
+    key: 'user_id',
+    destination: { apiKey: { env: 'AMPLITUDE_API_KEY' } },
+    mappings: [{ from: 'user_id', to: 'user_id' }],
+    options: { batchSize: 500 },
+  });
+}
+
+/** Stages `count` rows whose payloads are ~`bytes` long, finishes extraction, and sends every chunk in one activity. */
+async function sendRows(id: string, count: number, bytes: number) {
+  const sync = usersSync(id);
+  const runId = 'run-1';
+  await store.beginRun({ syncId: id, runId, mode: 'upsert', chunkSize: sync.options.chunkSize });
+  const rows: MappedRow[] = Array.from({ length: count }, (_, i) => {
+    const key = `u${String(i).padStart(6, '0')}`;
+    const payload = JSON.stringify({ user_id: key, user_properties: { note: 'x'.repeat(bytes) } });
+    return { key, hash: `h${i}`, payload };
+  });
+  await store.stagePage({
+    syncId: id,
+    runId,
+    rows,
+    rejected: [],
+    cursor: { jobId: 'job', pageToken: null, page: 1, rowsRead: count },
+  });
+  const finished = await store.finishExtract(id, runId);
+  const sender = new RecordingSender();
+  const activities = createActivities({
+    state: store,
+    sourceFor: () => {
+      throw new Error('not used');
+    },
+    mapperFor: () => {
+      throw new Error('not used');
+    },
+    senderFor: () => sender,
+    packBatches: (s, staged) => packBatches(staged, packLimitsFor('batch', { batchSize: s.options.batchSize })),
+  });
+  const result = await activities.sendChunk({ sync, runId, chunk: 0, chunks: finished.chunks });
+  return { sender, result, finished, payloadBytes: Buffer.byteLength(rows[0]!.payload) };
+}
+
+describe('sendChunk', () => {
+  test('batches of ordinary payloads: MAX_BATCHES_IN_FLIGHT at once, every row delivered and committed', async () => {
+    const { sender, result, finished } = await sendRows('narrow', 6000, 200);
+    expect(finished.chunks).toBe(1);
+    expect(sender.batches).toHaveLength(12);
+    expect(sender.maxInFlight).toBe(MAX_BATCHES_IN_FLIGHT);
+    expect(result).toMatchObject({ attempted: 6000, delivered: 6000, requests: 12 });
+    expect(result.committed).toEqual([{ chunk: 0, delivered: 6000, rejected: 0, deferred: 0, pending: 0 }]);
+    expect(await store.countSynced('narrow')).toBe(6000);
+  });
+
+  test('batches of large payloads: as many at once as MAX_BYTES_IN_FLIGHT holds, every row delivered', async () => {
+    // 500 rows of ~4 KB: ~2 MB a batch, 4 in 8 MiB
+    const { sender, result, finished, payloadBytes } = await sendRows('wide', 6000, 4000);
+    expect(Math.floor(MAX_BYTES_IN_FLIGHT / (500 * payloadBytes))).toBe(4);
+    // four whole batches at once (and a chunk's short last batch beside them, when it fits), never six
+    expect(sender.maxBytes).toBeLessThanOrEqual(MAX_BYTES_IN_FLIGHT);
+    expect(sender.maxBytes).toBeGreaterThan(3 * 500 * payloadBytes);
+    expect(sender.maxInFlight).toBeLessThan(MAX_BATCHES_IN_FLIGHT);
+    // and chunks of at most 8 MiB of payloads: 2,000-odd rows each
+    expect(finished.chunks).toBe(3);
+    expect(result).toMatchObject({ attempted: 6000, delivered: 6000 });
+    expect(result.committed.map((c) => c.delivered).reduce((a, b) => a + b, 0)).toBe(6000);
+    expect(await store.countSynced('wide')).toBe(6000);
+  });
+
+  test('a batch larger than MAX_BYTES_IN_FLIGHT still goes, alone', async () => {
+    // 500 rows of ~20 KB: ~10 MB a batch
+    const { sender, result } = await sendRows('huge', 1000, 20_000);
+    expect(sender.maxInFlight).toBe(1);
+    expect(result).toMatchObject({ attempted: 1000, delivered: 1000 });
+  });
+});
+
+describe('ByteBudget', () => {
+  test('holds a user back while others hold bytes it would go over the limit with; one user always goes', async () => {
+    const budget = new ByteBudget(100);
+    await budget.acquire(150);
+    let second = false;
+    const waiting = budget.acquire(10).then(() => (second = true));
+    await delay(1);
+    expect(second).toBe(false);
+    budget.release(150);
+    await waiting;
+    expect(second).toBe(true);
+    await budget.acquire(90);
+    budget.release(90);
+    budget.release(10);
+  });
+});
