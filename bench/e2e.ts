@@ -98,6 +98,8 @@ export interface ScenarioOptions {
   workerNodeArgs?: string[];
   /** Diff in the (stand-in) warehouse: the sync gets a stateDataset (src/sync/warehouse-diff.ts). */
   warehouseDiff?: boolean;
+  /** Users: this many more text columns, each mapped to a user property (a wide model). */
+  wide?: number;
 }
 
 export interface ScenarioFigures {
@@ -277,6 +279,7 @@ export async function runScenario(ctx: BenchContext, options: ScenarioOptions): 
       kind: options.kind,
       amplitudeUrl: ctx.amplitude.url,
       warehouseDiff: options.warehouseDiff === true,
+      ...(options.wide !== undefined ? { wide: options.wide } : {}),
     };
     const fullSync = benchSync({ ...at, rows: options.rows, revision: 0 });
     // seconds the stand-in warehouse has worked so far (warehouse-side diff only)

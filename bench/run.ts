@@ -6,8 +6,9 @@
  *
  *   npm run bench                # the full suite (~12 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
- *   npm run bench -- --only users [--rows N] [--warehouse] [--workers N]   # one end-to-end scenario (full, then
- *                                      # 1% changed), printed only; --warehouse diffs in the warehouse; N workers
+ *   npm run bench -- --only users [--rows N] [--warehouse] [--workers N] [--wide W]   # one end-to-end scenario
+ *                                      # (full, then 1% changed), printed only; --warehouse diffs in the warehouse;
+ *                                      # N workers; W more text columns, each mapped to a user property
  *   npm run bench -- --only users --profile DIR   # the same, the worker writing a CPU profile (--cpu-prof) to DIR
  *   npm run bench -- --only bigquery   # the BigQuery emulator's reads alone (read ahead, wide rows), printed only
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
@@ -139,6 +140,7 @@ async function main(): Promise<void> {
       rows: { type: 'string' },
       workers: { type: 'string' },
       warehouse: { type: 'boolean' },
+      wide: { type: 'string' },
       profile: { type: 'string' },
     },
     strict: true,
@@ -202,13 +204,18 @@ async function main(): Promise<void> {
       if (!Number.isSafeInteger(workers) || workers < 1 || workers > 4) {
         throw new Error(`--workers takes 1 to 4 workers, not "${values.workers}"`);
       }
+      const wide = values.wide === undefined ? 0 : Number(values.wide);
+      if (!Number.isSafeInteger(wide) || wide < 0 || wide > 200 || (wide > 0 && kind !== 'users')) {
+        throw new Error(`--wide takes 0 to 200 more text columns of a users model, not "${values.wide}"`);
+      }
       const figures = await runScenario(ctx, {
-        label: `${label(kind, rows)}${values.warehouse === true ? '-warehouse' : ''}${workers > 1 ? `-${workers}-workers` : ''}`,
+        label: `${label(kind, rows)}${wide > 0 ? `-wide-${wide}` : ''}${values.warehouse === true ? '-warehouse' : ''}${workers > 1 ? `-${workers}-workers` : ''}`,
         kind,
         rows,
         workers,
         changedRun: true,
         warehouseDiff: values.warehouse === true,
+        ...(wide > 0 ? { wide } : {}),
       });
       console.log(JSON.stringify(figures, null, 2));
       return;

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import type { ModelConfig } from '../../src/config/schema';
 import { syntheticUser } from '../../src/dev/demo-data';
+import { PAGE_SAMPLE_ROWS, pageRowsFor } from '../../src/sources/bigquery/source';
 import type {
   DryRunResult,
   OpenChangesRequest,
@@ -37,6 +38,8 @@ export interface BenchModel {
   rows: number;
   /** Users: rows with n % 100 < revision differ from revision 0. */
   revision: number;
+  /** Users: this many more text columns (`p0`, `p1`, …) of ~65 characters each: a wide model (default none). */
+  wide?: number;
 }
 
 /** The model text is not `bench:KIND?...`. */
@@ -71,10 +74,21 @@ export const BENCH_SCHEMAS: Readonly<Record<BenchModelKind, SourceField[]>> = {
 
 /** The model config of a generated model. */
 export function benchModel(model: BenchModel): ModelConfig {
-  return { sql: `bench:${model.kind}?rows=${model.rows}&revision=${model.revision}` };
+  const wide = model.wide !== undefined && model.wide > 0 ? `&wide=${model.wide}` : '';
+  return { sql: `bench:${model.kind}?rows=${model.rows}&revision=${model.revision}${wide}` };
 }
 
-/** Parses `bench:KIND?rows=N&revision=R`. */
+/** The names of a wide model's extra columns. */
+export function wideColumns(wide: number | undefined): string[] {
+  return Array.from({ length: wide ?? 0 }, (_, k) => `p${k}`);
+}
+
+/** The column schema of a generated model. */
+export function benchSchema(model: BenchModel): SourceField[] {
+  return [...BENCH_SCHEMAS[model.kind], ...wideColumns(model.wide).map((name) => field(name, 'STRING'))];
+}
+
+/** Parses `bench:KIND?rows=N&revision=R[&wide=W]`. */
 export function parseBenchModel(text: string): BenchModel {
   const match = /^bench:(users|events)\?(.*)$/.exec(text);
   if (match === null) throw new BenchModelError(`not a generated bench model: "${text}"`);
@@ -82,7 +96,9 @@ export function parseBenchModel(text: string): BenchModel {
   const rows = Number(params.get('rows'));
   const revision = Number(params.get('revision') ?? 0);
   if (!Number.isSafeInteger(rows) || rows < 0) throw new BenchModelError(`bench model "${text}": bad rows`);
-  return { kind: match[1] as BenchModelKind, rows, revision };
+  const wide = Number(params.get('wide') ?? 0);
+  if (!Number.isSafeInteger(wide) || wide < 0) throw new BenchModelError(`bench model "${text}": bad wide`);
+  return { kind: match[1] as BenchModelKind, rows, revision, ...(wide > 0 ? { wide } : {}) };
 }
 
 const EVENT_EPOCH_MS = Date.UTC(2026, 0, 1);
@@ -109,7 +125,27 @@ const ORDERED_BY: Readonly<Record<BenchModelKind, string>> = { users: 'user_id',
 
 /** Row i (0-based) of a generated model. */
 export function benchRow(model: BenchModel, i: number): SourceRow {
-  return model.kind === 'users' ? syntheticUser(i + 1, model.revision) : pageView(i);
+  if (model.kind !== 'users') return pageView(i);
+  const row: SourceRow = syntheticUser(i + 1, model.revision);
+  const wide = model.wide ?? 0;
+  for (let k = 0; k < wide; k++) row[`p${k}`] = `${row.user_id as string}_${k}_${WIDE_FILL}`;
+  return row;
+}
+
+/** What fills a wide model's extra columns (after the row's key and the column's number). */
+const WIDE_FILL = 'x'.repeat(50);
+
+/**
+ * The rows per page BigQuerySource would choose for the model (src/sources/bigquery/source.ts): from the JSON its
+ * API would send for the first rows (`{"f":[{"v":"…"}]}`, every value as text), when they are wide.
+ */
+function pageRowsOf(model: BenchModel): { pageRows?: number } {
+  const sample = Array.from({ length: Math.min(model.rows, PAGE_SAMPLE_ROWS) }, (_, i) => ({
+    f: Object.values(benchRow(model, i)).map((v) => ({ v: v === null ? null : String(v) })),
+  }));
+  if (sample.length === 0) return {};
+  const pageRows = pageRowsFor(Buffer.byteLength(JSON.stringify(sample)) / sample.length);
+  return pageRows < Number.MAX_SAFE_INTEGER ? { pageRows } : {};
 }
 
 /** Rows fingerprinted between two yields to the event loop. */
@@ -212,7 +248,7 @@ export class GeneratedSource implements Source, WarehouseDiff {
     for (let i = 0; i < m.rows; i++) if (i >= theirs.length || mine[i] !== theirs[i]) changed.push(i);
     fs.writeFileSync(`${runFile}.changes`, Buffer.from(new Int32Array(changed).buffer));
     return {
-      schema: BENCH_SCHEMAS[m.kind],
+      schema: benchSchema(m),
       totalRows: changed.length,
       position: {
         jobId: `${request.jobId}${CHANGES_MARK}${request.runTable}|${text}`,
@@ -220,6 +256,7 @@ export class GeneratedSource implements Source, WarehouseDiff {
         page: 0,
         rowsRead: 0,
         unchangedElsewhere: m.rows - changed.length,
+        ...pageRowsOf(m),
       },
     };
   }
@@ -263,7 +300,7 @@ export class GeneratedSource implements Source, WarehouseDiff {
 
   dryRun(model: ModelConfig): Promise<DryRunResult> {
     const m = parseBenchModel(modelText(model));
-    return Promise.resolve({ bytesProcessed: m.rows * 100, schema: BENCH_SCHEMAS[m.kind] });
+    return Promise.resolve({ bytesProcessed: m.rows * 100, schema: benchSchema(m) });
   }
 
   open(model: ModelConfig, options: { jobId?: string; orderByKey?: string } = {}): Promise<OpenedModel> {
@@ -272,7 +309,7 @@ export class GeneratedSource implements Source, WarehouseDiff {
     // rows are generated in the order of their zero-padded ids: what BigQuery's extract ordered by that key returns
     const keyOrdered = options.orderByKey !== undefined && options.orderByKey === ORDERED_BY[m.kind];
     return Promise.resolve({
-      schema: BENCH_SCHEMAS[m.kind],
+      schema: benchSchema(m),
       totalRows: m.rows,
       position: {
         jobId: `${options.jobId ?? 'bench'}|${text}`,
@@ -280,6 +317,7 @@ export class GeneratedSource implements Source, WarehouseDiff {
         page: 0,
         rowsRead: 0,
         ...(keyOrdered ? { keyOrdered } : {}),
+        ...pageRowsOf(m),
       },
     });
   }
@@ -299,6 +337,7 @@ export class GeneratedSource implements Source, WarehouseDiff {
         page: position.page + 1,
         rowsRead: position.rowsRead + rows.length,
         ...(position.keyOrdered === true ? { keyOrdered: true } : {}),
+        ...(position.pageRows !== undefined ? { pageRows: position.pageRows } : {}),
       },
     });
   }

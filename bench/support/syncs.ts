@@ -1,6 +1,6 @@
 /** The benchmark's two syncs (users and page-view events), shared by the end-to-end runs and the send comparison. */
 import { syncSchema, type SyncConfig, type SyncConfigInput } from '../../src/config/schema';
-import { benchModel, type BenchModelKind } from './generated-source';
+import { benchModel, wideColumns, type BenchModelKind } from './generated-source';
 
 /** Env var the sync's Amplitude key is resolved from. */
 export const BENCH_API_KEY_ENV = 'BENCH_AMPLITUDE_KEY';
@@ -15,6 +15,8 @@ export interface BenchSyncOptions {
   amplitudeUrl: string;
   /** Diff in the warehouse (the generated source's stand-in for BigQuery's): sets source.stateDataset. */
   warehouseDiff?: boolean;
+  /** Users: this many more text columns, each mapped to a user property (a wide model and wide payloads). */
+  wide?: number;
 }
 
 /** A sync over a generated model with ampsync's default options (so tuning a default shows in the figures). */
@@ -22,7 +24,12 @@ export function benchSync(options: BenchSyncOptions): SyncConfig {
   const common = {
     id: options.id,
     source: { project: 'bench', ...(options.warehouseDiff === true ? { stateDataset: 'bench_state' } : {}) },
-    model: benchModel({ kind: options.kind, rows: options.rows, revision: options.revision }),
+    model: benchModel({
+      kind: options.kind,
+      rows: options.rows,
+      revision: options.revision,
+      ...(options.wide !== undefined ? { wide: options.wide } : {}),
+    }),
     destination: { apiKey: { env: BENCH_API_KEY_ENV }, baseUrl: options.amplitudeUrl },
   };
   const input: SyncConfigInput =
@@ -40,6 +47,7 @@ export function benchSync(options: BenchSyncOptions): SyncConfig {
             { from: 'sessions_30d', to: 'user_properties.sessions_30d' },
             { from: 'email_domain', to: 'user_properties.email_domain' },
             { from: 'account_id', to: 'groups.account' },
+            ...wideColumns(options.wide).map((name) => ({ from: name, to: `user_properties.${name}` })),
           ],
         }
       : {
