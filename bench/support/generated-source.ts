@@ -141,7 +141,9 @@ const WIDE_FILL = 'x'.repeat(50);
  */
 function pageRowsOf(model: BenchModel): { pageRows?: number } {
   const sample = Array.from({ length: Math.min(model.rows, PAGE_SAMPLE_ROWS) }, (_, i) => ({
-    f: Object.values(benchRow(model, i)).map((v) => ({ v: v === null ? null : String(v) })),
+    f: Object.values(benchRow(model, i)).map((v) => ({
+      v: v === null ? null : typeof v === 'object' ? JSON.stringify(v) : String(v),
+    })),
   }));
   if (sample.length === 0) return {};
   const pageRows = pageRowsFor(Buffer.byteLength(JSON.stringify(sample)) / sample.length);
