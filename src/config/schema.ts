@@ -216,7 +216,7 @@ export const optionsSchema = z.strictObject({
   batchSize: z.number().int().min(1).max(2000).default(1000),
   /**
    * Rows per chunk: the unit of durable progress. Fewer when the run's payloads are large: a chunk holds at most
-   * 8 MiB of them (CHUNK_BUDGET_BYTES in src/state/describe.ts), so the send stage's memory does not grow with them.
+   * 4 MiB of them (CHUNK_BUDGET_BYTES in src/state/describe.ts), so the send stage's memory does not grow with them.
    */
   chunkSize: z.number().int().min(100).max(200_000).default(10_000),
   /** Users/devices: also send this event with each changed profile so charts see the new properties at once. */

@@ -9,11 +9,12 @@ export const MAX_SAMPLE_REJECTIONS = 10;
 
 /**
  * Payload bytes a chunk holds at most. A send activity holds about two chunks' rows while it sends (the one its
- * batches come from, and the next, read as the last batches go), and a worker runs `concurrency` of them: chunks
- * of 10,000 payloads of 2.5 KB (30 text properties) would keep ~400 MB in a worker's heap, chunks of 8 MiB ~64 MB.
- * Payloads up to ~840 bytes (a $identify event of a few properties takes ~250) still come 10,000 to a chunk.
+ * batches come from, and the next, read as the last batches go), each as the reader thread's text, its copy and
+ * the rows split from it, and a worker runs `concurrency` of them: chunks of 10,000 payloads of 2.6 KB (30 text
+ * properties) kept a 200,000-row run's worker at 420–490 MB, chunks of 4 MiB at 390–450 MB. Payloads up to ~420
+ * bytes (a $identify event of a few properties takes ~250) still come 10,000 to a chunk.
  */
-export const CHUNK_BUDGET_BYTES = 8 * 1024 * 1024;
+export const CHUNK_BUDGET_BYTES = 4 * 1024 * 1024;
 /** Rows a chunk holds however large its payloads. */
 export const MIN_CHUNK_ROWS = 100;
 /** The staged payloads whose average size sets a run's rows per chunk: the first ones, in staging order. */

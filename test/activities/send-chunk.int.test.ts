@@ -15,6 +15,7 @@ import {
 } from '../../activities/sync-activities';
 import { packBatches, packLimitsFor } from '../../src/amplitude/batches';
 import { syncSchema, type SyncConfig } from '../../src/config/schema';
+import { CHUNK_BUDGET_BYTES, MIN_CHUNK_ROWS } from '../../src/state/describe';
 import { SqliteStateStore } from '../../src/state/sqlite';
 import type { MappedRow, RowOutcome, StagedRow } from '../../src/sync/types';
 
@@ -112,26 +113,27 @@ describe('sendChunk', () => {
     expect(await store.countSynced('narrow')).toBe(6000);
   });
 
-  test('batches of large payloads: as many at once as MAX_BYTES_IN_FLIGHT holds, every row delivered', async () => {
-    // 500 rows of ~4 KB: ~2 MB a batch, 4 in 8 MiB
+  test('batches of large payloads: fewer at once, at most MAX_BYTES_IN_FLIGHT of them, every row delivered', async () => {
+    // 500 rows of ~4 KB: ~2 MB a batch; chunks of at most CHUNK_BUDGET_BYTES of payloads
     const { sender, result, finished, payloadBytes } = await sendRows('wide', 6000, 4000);
-    expect(Math.floor(MAX_BYTES_IN_FLIGHT / (500 * payloadBytes))).toBe(4);
-    // four whole batches at once (and a chunk's short last batch beside them, when it fits), never six
+    expect(finished.chunks).toBe(Math.ceil(6000 / Math.floor(CHUNK_BUDGET_BYTES / payloadBytes)));
+    expect(finished.chunks).toBeGreaterThan(1);
     expect(sender.maxBytes).toBeLessThanOrEqual(MAX_BYTES_IN_FLIGHT);
-    expect(sender.maxBytes).toBeGreaterThan(3 * 500 * payloadBytes);
+    expect(sender.maxInFlight).toBeGreaterThan(1);
     expect(sender.maxInFlight).toBeLessThan(MAX_BATCHES_IN_FLIGHT);
-    // and chunks of at most 8 MiB of payloads: 2,000-odd rows each
-    expect(finished.chunks).toBe(3);
     expect(result).toMatchObject({ attempted: 6000, delivered: 6000 });
     expect(result.committed.map((c) => c.delivered).reduce((a, b) => a + b, 0)).toBe(6000);
     expect(await store.countSynced('wide')).toBe(6000);
   });
 
   test('a batch larger than MAX_BYTES_IN_FLIGHT still goes, alone', async () => {
-    // 500 rows of ~20 KB: ~10 MB a batch
-    const { sender, result } = await sendRows('huge', 1000, 20_000);
+    // payloads of ~100 KB: chunks (and batches) of MIN_CHUNK_ROWS rows, ~10 MB each
+    const { sender, result, finished, payloadBytes } = await sendRows('huge', 300, 100_000);
+    expect(finished.chunks).toBe(300 / MIN_CHUNK_ROWS);
+    expect(MIN_CHUNK_ROWS * payloadBytes).toBeGreaterThan(MAX_BYTES_IN_FLIGHT);
+    expect(sender.batches).toEqual([MIN_CHUNK_ROWS, MIN_CHUNK_ROWS, MIN_CHUNK_ROWS]);
     expect(sender.maxInFlight).toBe(1);
-    expect(result).toMatchObject({ attempted: 1000, delivered: 1000 });
+    expect(result).toMatchObject({ attempted: 300, delivered: 300 });
   });
 });
 

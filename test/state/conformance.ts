@@ -525,7 +525,7 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
     it('makes smaller chunks of large payloads, as many as CHUNK_BUDGET_BYTES holds, each row sent once', async () => {
       const syncId = newSync();
       const runId = newRun();
-      // 30 properties of 100 characters: ~3.3 KB a payload, ~2,500 to a chunk of 8 MiB: 3 chunks of 6,000 rows, not 1
+      // 30 properties of 100 characters: ~3.3 KB a payload: several chunks of 6,000 rows, not 1
       const wide = (key: string): MappedRow =>
         mapped(key, Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`p${i}`, `${key}_${'x'.repeat(96)}`])));
       const rows = keys(6000, 'w').map(wide);
