@@ -21,6 +21,7 @@ import type {
   WarehouseDiff,
 } from '../src/sync/types';
 import { diffModeOf, emptyCounts, pageRowsAt } from '../src/sync/types';
+import { ByteBudget } from '../src/sync/byte-budget';
 import { classified } from '../src/temporal/failures';
 import { mappingIdentity, modelColumns } from '../src/amplitude/mapping';
 import { loadFingerprintHash } from '../src/diff/canonical';
@@ -84,28 +85,6 @@ function batchBytes(batch: readonly StagedRow[]): number {
   let n = 0;
   for (const row of batch) n += row.payload.length;
   return n;
-}
-
-/** Bytes shared by concurrent users: a user waits while others hold it and it would go over the limit. */
-export class ByteBudget {
-  private used = 0;
-  private waiting: (() => void)[] = [];
-
-  constructor(private readonly limit: number) {}
-
-  /** Takes `bytes` once they fit (at once when nothing is held: one user always goes). */
-  async acquire(bytes: number): Promise<void> {
-    while (this.used > 0 && this.used + bytes > this.limit) {
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-    this.used += bytes;
-  }
-
-  /** Gives `bytes` back and lets the waiting users try again. */
-  release(bytes: number): void {
-    this.used -= bytes;
-    for (const wake of this.waiting.splice(0)) wake();
-  }
 }
 
 /** A JSON string in a reason, with what precedes it when that marks a column name or a field name. */

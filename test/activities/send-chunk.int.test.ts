@@ -7,7 +7,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
-  ByteBudget,
   createActivities,
   MAX_BATCHES_IN_FLIGHT,
   MAX_BYTES_IN_FLIGHT,
@@ -134,22 +133,5 @@ describe('sendChunk', () => {
     expect(sender.batches).toEqual([MIN_CHUNK_ROWS, MIN_CHUNK_ROWS, MIN_CHUNK_ROWS]);
     expect(sender.maxInFlight).toBe(1);
     expect(result).toMatchObject({ attempted: 300, delivered: 300 });
-  });
-});
-
-describe('ByteBudget', () => {
-  test('holds a user back while others hold bytes it would go over the limit with; one user always goes', async () => {
-    const budget = new ByteBudget(100);
-    await budget.acquire(150);
-    let second = false;
-    const waiting = budget.acquire(10).then(() => (second = true));
-    await delay(1);
-    expect(second).toBe(false);
-    budget.release(150);
-    await waiting;
-    expect(second).toBe(true);
-    await budget.acquire(90);
-    budget.release(90);
-    budget.release(10);
   });
 });
