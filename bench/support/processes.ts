@@ -156,6 +156,18 @@ export function compiledLauncher(compiled: (source: string) => string, nodeArgs:
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
+/** A variable a benchmark child process needs is missing from its environment, or wrong. */
+export class BenchEnvError extends Error {
+  override readonly name = 'BenchEnvError';
+}
+
+/** The value of a variable a benchmark child process needs; BenchEnvError naming it when unset or empty. */
+export function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new BenchEnvError(`${name} is not set`);
+  return value;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();

@@ -17,26 +17,16 @@ import { convertRows, type RawRow } from '../../src/sources/bigquery/convert';
 import { PAGE_SAMPLE_ROWS, pageRowsFor } from '../../src/sources/bigquery/source';
 import { DEFAULT_MAX_READ_AHEAD, PageReader } from '../../src/sources/read-ahead';
 import type { Source, SourceField, SourcePage, SourcePosition } from '../../src/sync/types';
+import { BenchEnvError, requiredEnv } from './processes';
 
 /** Rows per page a worker reads (the activities' default). */
 const PAGE_SIZE_ROWS = 10_000;
 /** What one answer of BigQuery's API holds at most. */
 const ANSWER_BYTES = 10 * 1024 * 1024;
 
-/** A required variable of this process's environment is missing or wrong. */
-export class WideReadEnvError extends Error {
-  override readonly name = 'WideReadEnvError';
-}
-
-function required(name: string): string {
-  const value = process.env[name];
-  if (value === undefined || value === '') throw new WideReadEnvError(`${name} is not set`);
-  return value;
-}
-
 function count(name: string): number {
-  const value = Number(required(name));
-  if (!Number.isSafeInteger(value) || value < 0) throw new WideReadEnvError(`${name} is not a count`);
+  const value = Number(requiredEnv(name));
+  if (!Number.isSafeInteger(value) || value < 0) throw new BenchEnvError(`${name} is not a count`);
   return value;
 }
 
@@ -56,8 +46,8 @@ function walk(page: SourcePage): number {
 }
 
 async function main(): Promise<void> {
-  const mode = required('BENCH_PAGE_ROWS');
-  if (mode !== 'source' && mode !== 'fixed') throw new WideReadEnvError(`BENCH_PAGE_ROWS is "${mode}"`);
+  const mode = requiredEnv('BENCH_PAGE_ROWS');
+  if (mode !== 'source' && mode !== 'fixed') throw new BenchEnvError(`BENCH_PAGE_ROWS is "${mode}"`);
   const rows = count('BENCH_WIDE_ROWS');
   const columns = count('BENCH_WIDE_COLUMNS');
   const latencyMs = count('BENCH_LATENCY_MS');
@@ -77,8 +67,8 @@ async function main(): Promise<void> {
     ...(mode === 'source' ? { pageRows: pageRowsFor(bytesPerRow) } : {}),
   };
   const api: Source = {
-    dryRun: () => Promise.reject(new WideReadEnvError('the modelled API only reads pages')),
-    open: () => Promise.reject(new WideReadEnvError('the modelled API only reads pages')),
+    dryRun: () => Promise.reject(new BenchEnvError('the modelled API only reads pages')),
+    open: () => Promise.reject(new BenchEnvError('the modelled API only reads pages')),
     readPage: async (position, { pageSize }) => {
       const to = Math.min(rows, position.rowsRead + pageSize);
       let raw: RawRow[] = [];
@@ -115,7 +105,7 @@ async function main(): Promise<void> {
     await delay(0);
   }
   const seconds = (performance.now() - started) / 1000;
-  if (touched === 0 || held === undefined) throw new WideReadEnvError('the model had no rows');
+  if (touched === 0 || held === undefined) throw new BenchEnvError('the model had no rows');
   const rowsPerPage = Math.min(PAGE_SIZE_ROWS, start.pageRows ?? PAGE_SIZE_ROWS);
   process.stdout.write(`@result ${JSON.stringify({ rows: read, pages, rowsPerPage, bytesPerRow, seconds })}\n`);
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));

@@ -11,17 +11,7 @@ import * as fs from 'node:fs';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createAmpsyncWorker } from '../../src/worker/worker';
 import { GeneratedSource } from './generated-source';
-
-/** A required variable of the worker's environment is missing. */
-export class BenchWorkerEnvError extends Error {
-  override readonly name = 'BenchWorkerEnvError';
-}
-
-function required(name: string): string {
-  const value = process.env[name];
-  if (value === undefined || value === '') throw new BenchWorkerEnvError(`${name} is not set`);
-  return value;
-}
+import { requiredEnv } from './processes';
 
 async function main(): Promise<void> {
   Runtime.install({
@@ -32,14 +22,14 @@ async function main(): Promise<void> {
   const generated = new GeneratedSource(process.env.BENCH_WAREHOUSE_DIR || undefined);
   const maxActivities = process.env.BENCH_MAX_ACTIVITIES;
   const w = await createAmpsyncWorker({
-    address: required('BENCH_TEMPORAL_ADDRESS'),
-    taskQueue: required('BENCH_TASK_QUEUE'),
-    state: required('BENCH_STATE'),
+    address: requiredEnv('BENCH_TEMPORAL_ADDRESS'),
+    taskQueue: requiredEnv('BENCH_TASK_QUEUE'),
+    state: requiredEnv('BENCH_STATE'),
     sourceFor: () => generated,
     payloadCodec: null,
     shutdownGraceTimeMs: 5_000,
     ...(maxActivities !== undefined ? { maxConcurrentActivities: Number(maxActivities) } : {}),
-    workerOptions: { workflowBundle: { codePath: required('BENCH_BUNDLE') } },
+    workerOptions: { workflowBundle: { codePath: requiredEnv('BENCH_BUNDLE') } },
   });
   const memoryLog = process.env.BENCH_MEMORY_LOG;
   if (memoryLog !== undefined && memoryLog !== '') {
