@@ -41,14 +41,19 @@ export function checkChunkSize(chunkSize: number, syncId: string, runId: string)
   }
 }
 
-/** What beginRun may find when a run with that id exists already. */
+/**
+ * What beginRun may find when a run with that id exists already. Once extracted (`chunks` set), a run's chunk size
+ * may be below the one it was begun with: finishExtract makes smaller chunks of large payloads (chunkRowsFor).
+ */
 export function checkSameRun(
-  existing: { mode: string; chunkSize: number },
+  existing: { mode: string; chunkSize: number; chunks: number | null },
   wanted: { mode: string; chunkSize: number },
   syncId: string,
   runId: string,
 ): void {
-  if (existing.mode !== wanted.mode || existing.chunkSize !== wanted.chunkSize) {
+  const sameSize =
+    existing.chunks === null ? existing.chunkSize === wanted.chunkSize : existing.chunkSize <= wanted.chunkSize;
+  if (existing.mode !== wanted.mode || !sameSize) {
     throw new StateConflictError(
       `${runLabel(syncId, runId)} was begun with mode ${existing.mode} and chunkSize ${existing.chunkSize}, ` +
         `not mode ${wanted.mode} and chunkSize ${wanted.chunkSize}`,

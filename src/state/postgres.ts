@@ -323,7 +323,7 @@ export class PostgresStateStore implements StateStore {
         for (const run of stale.rows) await this.closeAbandoned(c, run, runId);
       }
       const run = await this.requireRun(c, syncId, runId);
-      checkSameRun({ mode: run.mode, chunkSize: run.chunk_size }, input, syncId, runId);
+      checkSameRun({ mode: run.mode, chunkSize: run.chunk_size, chunks: run.chunks }, input, syncId, runId);
       return toRecord(run);
     });
   }

@@ -716,7 +716,12 @@ export class SqliteStateStore implements StateStore {
       checkChunkSize(input.chunkSize, syncId, runId);
       const existing = s.runById.get(syncId, runId) as RunRow | undefined;
       if (existing !== undefined) {
-        checkSameRun({ mode: existing.mode, chunkSize: existing.chunk_size }, input, syncId, runId);
+        checkSameRun(
+          { mode: existing.mode, chunkSize: existing.chunk_size, chunks: existing.chunks },
+          input,
+          syncId,
+          runId,
+        );
         return toRecord(existing);
       }
       s.numberSync.run(syncId);

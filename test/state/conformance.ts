@@ -542,6 +542,13 @@ function describeStateStoreWith(name: string, open: StateStoreFactory, promised:
       expect(await store.countSynced(syncId)).toBe(6000);
       // finishing again gives the same chunks (the size is the run's from then on)
       expect(await store.finishExtract(syncId, runId)).toEqual(finished);
+      // beginning the run again with its configured chunkSize is still the same run (a smaller size is its own)
+      await expect(store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 10_000 })).resolves.toMatchObject({
+        runId,
+      });
+      await expect(store.beginRun({ syncId, runId, mode: 'upsert', chunkSize: 500 })).rejects.toThrow(
+        StateConflictError,
+      );
     });
 
     it('keeps chunks of chunkSize rows for payloads of ordinary size', async () => {
