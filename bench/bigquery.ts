@@ -6,6 +6,7 @@
  * ahead) against up to DEFAULT_MAX_READ_AHEAD, side by side: from the emulator itself, from the emulator with a
  * modelled network round trip added to every page read (READ_LATENCY_MS, about what a 10,000-row page of
  * BigQuery's API takes), and from a model of the API alone (the round trip, rows generated: no emulator's CPU).
+ * Last, the memory of reading wide rows: pages sized for their width against 10,000-row pages (measureWideRows).
  */
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';

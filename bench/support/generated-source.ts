@@ -147,7 +147,7 @@ function pageRowsOf(model: BenchModel): { pageRows?: number } {
   }));
   if (sample.length === 0) return {};
   const pageRows = pageRowsFor(Buffer.byteLength(JSON.stringify(sample)) / sample.length);
-  return pageRows < Number.MAX_SAFE_INTEGER ? { pageRows } : {};
+  return pageRows === undefined ? {} : { pageRows };
 }
 
 /** Rows fingerprinted between two yields to the event loop. */

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
     page: 0,
     rowsRead: 0,
     totalRows: rows,
-    ...(mode === 'source' ? { pageRows: pageRowsFor(bytesPerRow) } : {}),
+    ...(mode === 'source' ? { pageRows: pageRowsFor(bytesPerRow) ?? PAGE_SIZE_ROWS } : {}),
   };
   const api: Source = {
     dryRun: () => Promise.reject(new BenchEnvError('the modelled API only reads pages')),

@@ -23,7 +23,7 @@ import {
   type SourcePosition,
 } from '../sync/types';
 
-/** Pages read at once, at most, while the caller processes one (4 × 10,000 rows of a wide model: ~40 MB). */
+/** Pages read at once, at most, while the caller processes one (a source sizes wide rows' pages: see pageRows). */
 export const DEFAULT_MAX_READ_AHEAD = 4;
 
 /** readAhead is not a whole number of pages, at least 1. */

@@ -134,9 +134,12 @@ export const PAGE_SAMPLE_ROWS = 100;
 /** What `{"v":…},` adds to each cell on the wire, beyond the value's own bytes. */
 const CELL_OVERHEAD_BYTES = 16;
 
-/** Rows per page for rows of `bytesPerRow` bytes of JSON each: as many as PAGE_BUDGET_BYTES holds. */
-export function pageRowsFor(bytesPerRow: number): number {
-  if (!Number.isFinite(bytesPerRow) || bytesPerRow <= 0) return Number.MAX_SAFE_INTEGER;
+/**
+ * Rows per page for rows of `bytesPerRow` bytes of JSON each: as many as PAGE_BUDGET_BYTES holds; undefined without
+ * a measure (no rows, a size of 0): the reader's page size then holds.
+ */
+export function pageRowsFor(bytesPerRow: number | undefined): number | undefined {
+  if (bytesPerRow === undefined || !Number.isFinite(bytesPerRow) || bytesPerRow <= 0) return undefined;
   return Math.max(MIN_PAGE_ROWS, Math.floor(PAGE_BUDGET_BYTES / bytesPerRow));
 }
 
@@ -156,9 +159,9 @@ function firstPosition(jobId: string, location: string | null | undefined): Sour
   return { jobId, ...(location ? { location } : {}), pageToken: null, page: 0, rowsRead: 0 };
 }
 
-/** The position with rows per page when its rows are too wide for the usual pages (MAX_SAFE_INTEGER: no limit). */
+/** The position with the rows per page its rows' width allows, when measured. */
 function withPageRows(position: SourcePosition, pageRows: number | undefined): SourcePosition {
-  return pageRows === undefined || pageRows >= Number.MAX_SAFE_INTEGER ? position : { ...position, pageRows };
+  return pageRows === undefined ? position : { ...position, pageRows };
 }
 
 /** `PROJECT:DATASET.TABLE`: BigQuery's own spelling of a table id; never a valid job id. */
@@ -435,8 +438,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const totalRows = Number(metadata.numRows ?? 0);
     // a table's rows are sized by its own figures: BigQuery's bytes per row, and what JSON adds to each cell
     const bytes = Number(metadata.numBytes ?? 0);
-    const pageRows =
-      totalRows > 0 && bytes > 0 ? pageRowsFor(bytes / totalRows + CELL_OVERHEAD_BYTES * cellsOf(schema)) : undefined;
+    const pageRows = pageRowsFor(bytes > 0 ? bytes / totalRows + CELL_OVERHEAD_BYTES * cellsOf(schema) : undefined);
     this.logger?.debug('opened BigQuery table', { table: tablePositionId(ref), totalRows, pageRows });
     return {
       schema,
@@ -632,8 +634,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const schema = normaliseSchema(response?.schema?.fields);
     const totalRows = Number(response?.totalRows ?? 0);
     const jobId = job.id as string;
-    const bytesPerRow = sampleBytesPerRow(response?.rows);
-    const pageRows = bytesPerRow === undefined ? undefined : pageRowsFor(bytesPerRow);
+    const pageRows = pageRowsFor(sampleBytesPerRow(response?.rows));
     this.logger?.info('BigQuery query job done', { jobId, totalRows, subject, keyOrdered, pageRows });
     // results are read by row index: a finished job's results are a table of known size
     const position: SourcePosition = withPageRows({ ...firstPosition(jobId, job.location), totalRows }, pageRows);

@@ -271,7 +271,7 @@ describe('BigQuerySource wide rows', () => {
     const src = new BigQuerySource(ctx.source, { client, tableRead: 'list' });
     const opened = await src.open({ table: `${ctx.dataset}.users` });
     // 100,000 bytes a row, and 16 for each of its 8 cells: 41 rows to a 4 MiB page
-    expect(opened.position.pageRows).toBe(pageRowsFor(100_000 + 16 * 8));
+    expect(opened.position.pageRows).toBe(pageRowsFor(100_000 + 16 * 8) as number);
     expect(opened.position.pageRows).toBe(41);
   });
 
