@@ -29,6 +29,7 @@ import { DEFAULT_MAX_READ_AHEAD, PageReader } from '../src/sources/read-ahead';
 import {
   checkDiffKey,
   MAX_EXCLUDED_KEYS,
+  stateDatasetOf,
   WarehouseDiffConfigError,
   warehouseDiffHint,
   warehouseTables,
@@ -116,10 +117,14 @@ export function positioned(batch: readonly StagedRow[], outcomes: RowOutcome[]):
   return outcomes;
 }
 
-/** The warehouse diff of a sync with source.stateDataset, or undefined for a sync diffed by the worker alone. */
+/**
+ * The warehouse diff of a sync (the default where its source can diff in the warehouse), or undefined for a sync
+ * diffed by the worker alone: read-only (`stateDataset: false`), or a source that cannot and was not asked to.
+ */
 function warehouseDiffOf(sync: SyncConfig, source: Source): WarehouseDiff | undefined {
-  if (sync.source.stateDataset === undefined) return undefined;
+  if (stateDatasetOf(sync.source) === undefined) return undefined;
   if (source.warehouseDiff === undefined) {
+    if (sync.source.stateDataset === undefined) return undefined;
     throw new WarehouseDiffConfigError(
       `sync "${sync.id}": source.stateDataset is set, but its ${sync.source.type} source cannot diff in the warehouse`,
     );

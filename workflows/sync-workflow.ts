@@ -122,8 +122,9 @@ export async function syncWorkflow(input: SyncWorkflowInput): Promise<SyncWorkfl
   const info = workflowInfo();
   const carry: SyncCarryOver | undefined = input.carryOver;
   const runId = carry?.runId ?? info.runId;
-  // a sync diffed in the warehouse settles its snapshot when the run finishes: finishRun needs its config
-  const warehouseSync = sync.source.stateDataset !== undefined ? { sync } : {};
+  // a sync diffed in the warehouse (all but read-only ones) settles its snapshot when the run finishes: finishRun
+  // needs its config
+  const warehouseSync = sync.source.stateDataset !== false ? { sync } : {};
   const concurrency = sync.options.concurrency;
 
   const progress: SyncProgress = {

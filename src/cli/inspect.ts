@@ -80,11 +80,13 @@ export async function checkSync(sync: SyncConfig, print: (line: string) => void)
     const read = modelColumns(sync);
     const dry = await source.dryRun(sync.model, { columns: read });
     compileMapper(sync, { schema: dry.schema });
-    if (sync.source.stateDataset !== undefined) checkDiffKey(`sync "${sync.id}"`, sync.key, dry.schema);
+    if (source.warehouseDiff !== undefined) checkDiffKey(`sync "${sync.id}"`, sync.key, dry.schema);
     return `dry run OK, a run reads ${read.length} of its ${dry.schema.length} columns (the key and the mapped ones), ${formatBytes(dry.bytesProcessed)}; columns ${dry.schema.map((f) => f.name).join(', ')}; every mapped column exists`;
   });
-  if (sync.source.stateDataset !== undefined) {
+  if (source.warehouseDiff !== undefined) {
     await step('BigQuery state dataset', () => source.describeStateDataset());
+  } else {
+    print('✔ BigQuery state dataset: none (source.stateDataset: false): the worker diffs, reading every row each run');
   }
   if (apiKey !== undefined) {
     const key = apiKey;

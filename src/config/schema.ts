@@ -129,6 +129,9 @@ export const secretRefSchema = z.union(
 );
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
+const STATE_DATASET_EXPECTED =
+  'expected a dataset name (letters, digits and "_"), or false to diff in the worker (read-only mode)';
+
 export const sourceSchema = z.strictObject({
   type: z.literal('bigquery').default('bigquery'),
   project: z.string().min(1),
@@ -140,12 +143,15 @@ export const sourceSchema = z.strictObject({
   /** Queries that would bill more bytes than this fail before running (BigQuery's maximumBytesBilled). */
   maximumBytesBilled: z.union([z.number().int().positive(), z.string().regex(/^\d+$/)]).optional(),
   /**
-   * A dataset (in `project`) ampsync may create tables in: with it, the diff runs in BigQuery against a snapshot of
-   * what was delivered, and only changed rows leave the warehouse.
+   * The dataset (in `project`) where the diff runs: each run copies the model there with row fingerprints, and
+   * only rows that differ from the snapshot of what was delivered leave BigQuery. Default `ampsync_state`, created
+   * on the first run when missing (read-only against a loopback `apiEndpoint`, see stateDatasetOf); `false`
+   * (read-only mode) diffs in the worker, which reads every row each run.
    */
   stateDataset: z
-    .string()
-    .regex(/^[A-Za-z0-9_]{1,1024}$/, 'a dataset name (letters, digits and "_")')
+    .union([z.string().regex(/^[A-Za-z0-9_]{1,1024}$/, STATE_DATASET_EXPECTED), z.literal(false)], {
+      error: STATE_DATASET_EXPECTED,
+    })
     .optional(),
 });
 export type SourceConfig = z.infer<typeof sourceSchema>;

@@ -1,7 +1,8 @@
 /**
- * The warehouse-side diff (a sync whose source names a `stateDataset`): each run copies its model into a run
- * table with every row's fingerprint, and only rows whose key is new to the snapshot, whose fingerprint differs
- * from it, whose key is NULL or duplicated leave the warehouse. The state store diffs those as usual. When a run
+ * The warehouse-side diff, the default (but for a read-only sync, `stateDataset: false`, or a source that cannot):
+ * each run copies its model into a run table of the state dataset with every row's fingerprint, and only rows
+ * whose key is new to the snapshot, whose fingerprint differs from it, whose key is NULL or duplicated leave the
+ * warehouse. The state store diffs those as usual. When a run
  * succeeds, its run table (less the keys it did not deliver) becomes the sync's snapshot; the store records which
  * table that is and with which mapping, so a store that forgot its keys (reset, a new database) or a changed
  * mapping never trusts an old snapshot. The snapshot can lag what was delivered (a rejected row, a run that
@@ -11,6 +12,35 @@
  */
 import { createHash } from 'node:crypto';
 import type { RunCounts, SourceField } from './types';
+
+/** The state dataset of a source that names none (created on its first run). */
+export const DEFAULT_STATE_DATASET = 'ampsync_state';
+
+/** Whether a URL points at this machine (a local emulator). */
+export function isLoopbackUrl(url: string | undefined): boolean {
+  if (url === undefined) return false;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The dataset a source diffs in, or undefined for a sync diffed in the worker (read-only mode): the one it names,
+ * none for `stateDataset: false`, else DEFAULT_STATE_DATASET, except against a local emulator (a loopback
+ * `apiEndpoint`), whose memory grows by gigabytes with each warehouse diff (temporal-dev.md): it diffs in the
+ * worker unless it names a dataset.
+ */
+export function stateDatasetOf(source: {
+  stateDataset?: string | false | undefined;
+  apiEndpoint?: string | undefined;
+}): string | undefined {
+  if (source.stateDataset === false) return undefined;
+  if (source.stateDataset !== undefined) return source.stateDataset;
+  return isLoopbackUrl(source.apiEndpoint) ? undefined : DEFAULT_STATE_DATASET;
+}
 
 /** Key column types whose text the warehouse and the worker spell alike (CAST(key AS STRING) = String(value)). */
 export const DIFF_KEY_TYPES: readonly string[] = ['STRING', 'INT64'];
@@ -34,8 +64,9 @@ export function checkDiffKey(subject: string, key: string, schema: readonly Sour
   if (!DIFF_KEY_TYPES.includes(field.type) || field.mode === 'REPEATED') {
     const type = field.mode === 'REPEATED' ? `ARRAY<${field.type}>` : field.type;
     throw new WarehouseDiffConfigError(
-      `${subject}: source.stateDataset diffs in BigQuery, which needs a STRING or INT64 key column; ` +
-        `key column "${key}" is ${type} (cast it in the model, or remove stateDataset)`,
+      `${subject}: ampsync diffs in BigQuery (source.stateDataset), which needs a STRING or INT64 key column; ` +
+        `key column "${key}" is ${type} (cast it in the model, or set source.stateDataset: false to diff in the ` +
+        'worker)',
     );
   }
 }
@@ -89,20 +120,20 @@ export const WAREHOUSE_DIFF_HINT_ROWS = 100_000;
 const WAREHOUSE_DIFF_HINT_SHARE = 0.05;
 
 /**
- * Advice for a sync diffed in the worker whose run read a large model out of BigQuery to find few changed rows:
- * with `source.stateDataset` the unchanged rows would stay in BigQuery. Undefined for a sync diffed in the
- * warehouse already, a small model, or a run that changed much of it.
+ * Advice for a sync diffed in the worker (read-only) whose run read a large model out of BigQuery to find few
+ * changed rows: diffed in the warehouse, the unchanged rows would stay in BigQuery. Undefined for a sync diffed in
+ * the warehouse, a small model, or a run that changed much of it.
  */
 export function warehouseDiffHint(
-  sync: { source: { stateDataset?: string | undefined } },
+  sync: { source: Parameters<typeof stateDatasetOf>[0] },
   counts: Pick<RunCounts, 'extracted' | 'new' | 'changed'>,
 ): string | undefined {
-  if (sync.source.stateDataset !== undefined || counts.extracted < WAREHOUSE_DIFF_HINT_ROWS) return undefined;
+  if (stateDatasetOf(sync.source) !== undefined || counts.extracted < WAREHOUSE_DIFF_HINT_ROWS) return undefined;
   const changed = counts.new + counts.changed;
   if (changed > counts.extracted * WAREHOUSE_DIFF_HINT_SHARE) return undefined;
   const n = (x: number): string => x.toLocaleString('en-US');
   return (
     `this run read ${n(counts.extracted)} rows out of BigQuery to find ${n(changed)} new or changed; ` +
-    'with source.stateDataset the diff runs in BigQuery and only those rows leave it (README: "Diffing in BigQuery")'
+    'diffed in BigQuery (a source.stateDataset, README: "Diffing in BigQuery") only those rows would leave it'
   );
 }

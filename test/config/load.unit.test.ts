@@ -45,6 +45,13 @@ test('a valid file parses, with defaults merged and option defaults applied', ()
   expect(sync.mappings[1]).toEqual({ from: 'plan', to: 'user_properties.plan', op: '$setOnce' });
 });
 
+test('a source names its state dataset, or false for read-only mode (the diff in the worker)', () => {
+  const named = parseSyncsFile(base.replace('location: EU }', 'location: EU, stateDataset: crm_state }'), 's.yaml');
+  expect(findSync(named, 'users').source.stateDataset).toBe('crm_state');
+  const readOnly = parseSyncsFile(base.replace('location: EU }', 'location: EU, stateDataset: false }'), 's.yaml');
+  expect(findSync(readOnly, 'users').source.stateDataset).toBe(false);
+});
+
 test('the demo syncs file is valid', () => {
   const file = loadSyncsFile(path.join(__dirname, '..', '..', 'examples', 'demo', 'ampsync.yaml'));
   expect(file.syncs.map((s) => [s.id, s.object])).toEqual([
@@ -114,6 +121,16 @@ test.each([
     /defaults\.destination\.apiKey: expected a reference \{ env: VARIABLE \} or \{ file: PATH \}, never the secret itself/,
   ],
   ['a bad chunk size', base + '    options: { chunkSize: 5 }\n', /syncs\[0\]\.options\.chunkSize: Too small/],
+  [
+    'a state dataset that is neither a name nor false',
+    base.replace('location: EU }', 'location: EU, stateDataset: true }'),
+    /defaults\.source\.stateDataset: expected a dataset name \(letters, digits and "_"\), or false to diff in the worker/,
+  ],
+  [
+    'a state dataset name BigQuery refuses',
+    base.replace('location: EU }', 'location: EU, stateDataset: "crm.state" }'),
+    /defaults\.source\.stateDataset: expected a dataset name/,
+  ],
 ])('%s is reported with the file and the path', (_what, text, pattern) => {
   const issues = issuesOf(text);
   expect(issues.join('\n')).toMatch(pattern);

@@ -1,6 +1,6 @@
 /**
- * The warehouse-side diff (source.stateDataset) on real services: the demo users from the BigQuery emulator
- * through the dev server and a real worker into the Amplitude emulator. What leaves BigQuery is read from the
+ * The warehouse-side diff (the default; source.stateDataset) on real services: the demo users from the BigQuery
+ * emulator through the dev server and a real worker into the Amplitude emulator. What leaves BigQuery is read from the
  * run's own query job (its row count), what arrives from the Amplitude emulator.
  */
 import * as fs from 'node:fs';
@@ -16,9 +16,10 @@ import { changeDemoRows, seedDemoData } from '../../src/dev/demo-data';
 import { startAmplitudeEmulator, type AmplitudeEmulator } from '../../src/emulator/amplitude';
 import { openStateStore } from '../../src/state';
 import type { StateStore } from '../../src/state/types';
+import { SourceConfigError } from '../../src/sources/bigquery/errors';
 import { BigQuerySource } from '../../src/sources/bigquery/source';
 import { emptyCounts, type Source } from '../../src/sync/types';
-import { warehouseTables } from '../../src/sync/warehouse-diff';
+import { DEFAULT_STATE_DATASET, warehouseTables } from '../../src/sync/warehouse-diff';
 import { run, testEmulator } from '../sources/bigquery/support';
 import { createHarness, runFailureCause, type Harness } from '../support/temporal';
 
@@ -183,16 +184,27 @@ test('a key column BigQuery cannot compare as text fails the run before any row 
   expect(await stateTables()).not.toContainEqual(expect.stringContaining(warehouseTables(bad.id, 'x').prefixes[0]!));
 });
 
-test('ampsync check reports the state dataset, and names one that does not exist', async () => {
+test('ampsync check reports the state dataset, one a run will create, and read-only mode', async () => {
   const lines: string[] = [];
   expect(await checkSync(users, (line) => lines.push(line))).toBe(true);
   expect(lines).toContainEqual(expect.stringMatching(/^✔ BigQuery state dataset: .* exists/));
 
   const missing: SyncConfig = { ...users, source: { ...users.source, stateDataset: 'no_such_dataset' } };
   lines.length = 0;
-  expect(await checkSync(missing, (line) => lines.push(line))).toBe(false);
+  expect(await checkSync(missing, (line) => lines.push(line))).toBe(true);
   expect(lines).toContainEqual(
-    expect.stringMatching(/^✖ BigQuery state dataset: state dataset ".*\.no_such_dataset" does not exist/),
+    expect.stringMatching(
+      /^✔ BigQuery state dataset: state dataset ".*\.no_such_dataset" does not exist yet: the first run creates it, which needs permission to create datasets/,
+    ),
+  );
+  const [created] = await bq.dataset('no_such_dataset').exists();
+  expect(created).toBe(false);
+
+  const readOnly: SyncConfig = { ...users, source: { ...users.source, stateDataset: false } };
+  lines.length = 0;
+  expect(await checkSync(readOnly, (line) => lines.push(line))).toBe(true);
+  expect(lines).toContainEqual(
+    '✔ BigQuery state dataset: none (source.stateDataset: false): the worker diffs, reading every row each run',
   );
 });
 
@@ -266,7 +278,7 @@ test('a column the model selects but no mapping reads stays in BigQuery: changin
   const own = await testEmulator('whcols');
   try {
     await seedDemoData(own.bq, { dataset: own.dataset, users: USERS });
-    await own.bq.createDataset(`${own.dataset}_state`);
+    // the state dataset does not exist: the first run creates it
     const source = { ...users.source, ...own.source, stateDataset: `${own.dataset}_state` };
     // the demo users model is SQL over the file's dataset
     const sql = (users.model as { sql: string }).sql.replaceAll(`${dataset}.`, `${own.dataset}.`);
@@ -282,6 +294,10 @@ test('a column the model selects but no mapping reads stays in BigQuery: changin
     for (const sync of [narrow, mapped]) {
       expect((await runOnce(sync, own.bq)).result.counts).toMatchObject({ new: USERS, delivered: USERS });
     }
+    const [tables] = await own.bq.dataset(`${own.dataset}_state`).getTables();
+    expect(tables.map((t) => t.id)).toEqual(
+      expect.arrayContaining([(await store.getWarehouseSnapshot(narrow.id))!.table]),
+    );
 
     const updated = ['user_00030', 'user_00031'];
     await run(
@@ -299,6 +315,81 @@ test('a column the model selects but no mapping reads stays in BigQuery: changin
     expect(changed.read).toBe(updated.length);
     expect(changed.sent).toBe(updated.length);
     expect(emulator.user(updated[0]!)?.user_properties).toMatchObject({ sessions_30d: 1000 });
+  } finally {
+    await own.cleanup();
+  }
+});
+
+test('a sync that names no state dataset diffs in ampsync_state, which its first run creates', async () => {
+  // an emulator of its own, reached through a client: the sync's source names no endpoint and no state dataset,
+  // as a sync against BigQuery itself does (against a loopback endpoint the default is read-only)
+  const own = await testEmulator('whdefault');
+  try {
+    await seedDemoData(own.bq, { dataset: own.dataset, users: USERS });
+    const sql = (users.model as { sql: string }).sql.replaceAll(`${dataset}.`, `${own.dataset}.`);
+    const sync: SyncConfig = {
+      ...users,
+      id: `default-${own.dataset}`,
+      source: { type: 'bigquery', project: own.source.project },
+      model: { sql },
+    };
+    const source = new BigQuerySource(sync.source, { client: own.bq });
+    expect(source.warehouseDiff).toBeDefined();
+    const [before] = await own.bq.dataset(DEFAULT_STATE_DATASET).exists();
+    expect(before).toBe(false);
+    // credentials that may not create datasets: the run fails before any row moves, naming the ways out
+    const denied = new Proxy(own.bq, {
+      get(target, prop, receiver) {
+        if (prop !== 'createDataset') return Reflect.get(target, prop, receiver) as unknown;
+        return () =>
+          Promise.reject(
+            Object.assign(new Error('Access Denied: Project p: User does not have bigquery.datasets.create'), {
+              code: 403,
+              errors: [{ reason: 'accessDenied', message: 'Access Denied' }],
+            }),
+          );
+      },
+    });
+    const readOnly = new BigQuerySource(sync.source, { client: denied });
+    const failure = await readOnly
+      .openChanges(sync.model, {
+        jobId: `denied_${Date.now()}`,
+        key: sync.key,
+        runTable: 'never_made',
+        snapshot: null,
+        columns: ['user_id'],
+      })
+      .catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(SourceConfigError);
+    expect((failure as SourceConfigError).reason).toBe('accessDenied');
+    expect((failure as Error).message).toMatch(
+      /BigQuery dataset creation for state dataset ".*\.ampsync_state" \(datasets\.insert\) failed: access denied: .*bigquery\.datasets\.create.*roles\/bigquery\.user.*set source\.stateDataset: false to diff in the worker/,
+    );
+
+    const activities = createActivities({
+      state: store,
+      sourceFor: () => source,
+      mapperFor: (s, schema) => compileMapper(s, schema === undefined ? {} : { schema }),
+      senderFor: () => ({ sendBatch: () => Promise.reject(new Error('nothing is sent in this test')) }),
+      packBatches: (_sync, rows) => [rows],
+    });
+    const runId = `default-${Date.now()}`;
+    await activities.prepareRun({ sync, runId, workflowId: 'test' });
+    const extracted = await activities.extractAndDiff({ sync, runId });
+    expect(extracted.counts).toMatchObject({ extracted: USERS, new: USERS });
+    const [tables] = await own.bq.dataset(DEFAULT_STATE_DATASET).getTables();
+    expect(tables.map((t) => t.id)).toEqual([warehouseTables(sync.id, runId).runTable]);
+    // the run table's rows are what the changed-rows query read: all of them, there being no snapshot yet
+    expect(await rowsLeftBigQuery(sync, runId, own.bq)).toBe(USERS);
+    await activities.finishRun({
+      syncId: sync.id,
+      runId,
+      status: 'cancelled',
+      counts: { ...emptyCounts(), ...extracted.counts },
+      sync,
+    });
+    const [after] = await own.bq.dataset(DEFAULT_STATE_DATASET).getTables();
+    expect(after).toEqual([]);
   } finally {
     await own.cleanup();
   }

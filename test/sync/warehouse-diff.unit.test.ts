@@ -1,5 +1,8 @@
 import {
   checkDiffKey,
+  DEFAULT_STATE_DATASET,
+  isLoopbackUrl,
+  stateDatasetOf,
   WarehouseDiffConfigError,
   warehouseDiffHint,
   warehouseTables,
@@ -55,14 +58,32 @@ describe('warehouse diff helpers', () => {
     expect(withUnchangedElsewhere({ extracted: 0, unchanged: 0, gone: 1 }, 3).gone).toBe(0);
   });
 
+  it('diffs in the warehouse by default: in the dataset named, or ampsync_state; read-only on false or an emulator', () => {
+    expect(DEFAULT_STATE_DATASET).toBe('ampsync_state');
+    expect(stateDatasetOf({})).toBe('ampsync_state');
+    expect(stateDatasetOf({ apiEndpoint: 'https://bigquery.example.com' })).toBe('ampsync_state');
+    expect(stateDatasetOf({ stateDataset: 'crm_state' })).toBe('crm_state');
+    expect(stateDatasetOf({ stateDataset: false })).toBeUndefined();
+    // a local emulator diffs in the worker unless told otherwise
+    expect(stateDatasetOf({ apiEndpoint: 'http://127.0.0.1:9050' })).toBeUndefined();
+    expect(stateDatasetOf({ apiEndpoint: 'http://localhost:9050', stateDataset: 'st' })).toBe('st');
+    expect(stateDatasetOf({ apiEndpoint: 'http://127.0.0.1:9050', stateDataset: false })).toBeUndefined();
+    expect(isLoopbackUrl('http://[::1]:9050')).toBe(true);
+    expect(isLoopbackUrl('http://10.0.0.7:9050')).toBe(false);
+    expect(isLoopbackUrl('not a url')).toBe(false);
+    expect(isLoopbackUrl(undefined)).toBe(false);
+  });
+
   it('suggests the warehouse diff to a worker-diffed sync that read a large model to find few changes', () => {
-    const inWorker = { source: {} };
+    const inWorker = { source: { stateDataset: false as const } };
     const counts = { extracted: 1_000_000, new: 2_000, changed: 8_000 };
     expect(warehouseDiffHint(inWorker, counts)).toBe(
-      'this run read 1,000,000 rows out of BigQuery to find 10,000 new or changed; with source.stateDataset the ' +
-        'diff runs in BigQuery and only those rows leave it (README: "Diffing in BigQuery")',
+      'this run read 1,000,000 rows out of BigQuery to find 10,000 new or changed; diffed in BigQuery (a ' +
+        'source.stateDataset, README: "Diffing in BigQuery") only those rows would leave it',
     );
-    // diffed in the warehouse already, a small model, or a run that changed much of it: nothing to suggest
+    expect(warehouseDiffHint({ source: { apiEndpoint: 'http://127.0.0.1:9050' } }, counts)).toBeDefined();
+    // diffed in the warehouse already (by default or by name), a small model, or a run that changed much of it
+    expect(warehouseDiffHint({ source: {} }, counts)).toBeUndefined();
     expect(warehouseDiffHint({ source: { stateDataset: 'ampsync_state' } }, counts)).toBeUndefined();
     expect(warehouseDiffHint(inWorker, { extracted: 99_999, new: 0, changed: 10 })).toBeUndefined();
     expect(warehouseDiffHint(inWorker, { extracted: 1_000_000, new: 0, changed: 50_001 })).toBeUndefined();

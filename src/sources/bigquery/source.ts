@@ -12,10 +12,10 @@
  * The first page has `page: 0, pageToken: null`; after the last page `pageToken` is null and `page > 0`. A query's
  * positions also hold its `totalRows` and are read by index; they carry the token BigQuery returned all the same.
  *
- * With `source.stateDataset` it is also a WarehouseDiff (src/sync/warehouse-diff.ts): `openChanges` copies the
- * model into a run table with `FARM_FINGERPRINT(TO_JSON_STRING(row))` and each key's row count, and pages only the
- * rows the snapshot does not match; `promoteSnapshot` turns the run table into the next snapshot (key text and
- * fingerprint per key).
+ * Unless `source.stateDataset` is false (read-only mode) it is also a WarehouseDiff (src/sync/warehouse-diff.ts):
+ * `openChanges` creates the state dataset when it is missing (default `ampsync_state`), copies the model into a run
+ * table with `FARM_FINGERPRINT(TO_JSON_STRING(row))` and each key's row count, and pages only the rows the snapshot
+ * does not match; `promoteSnapshot` turns the run table into the next snapshot (key text and fingerprint per key).
  */
 import type { BigQuery, Dataset, Job, Table } from '@google-cloud/bigquery';
 import type { ModelConfig, SourceConfig } from '../../config/schema';
@@ -32,7 +32,13 @@ import type {
   WarehouseDiff,
 } from '../../sync/types';
 import { isExhausted } from '../../sync/types';
-import { checkDiffKey, DIFF_KEY_TYPES } from '../../sync/warehouse-diff';
+import {
+  checkDiffKey,
+  DEFAULT_STATE_DATASET,
+  DIFF_KEY_TYPES,
+  isLoopbackUrl,
+  stateDatasetOf,
+} from '../../sync/warehouse-diff';
 import { createBigQueryClient } from './client';
 import { convertRows, normaliseSchema, type RawField, type RawRow } from './convert';
 import {
@@ -178,16 +184,6 @@ function tableOfPosition(jobId: string): TableRef | undefined {
   return { project: jobId.slice(0, colon), dataset: rest.slice(0, dot), table: rest.slice(dot + 1) };
 }
 
-function isLoopback(url: string | undefined): boolean {
-  if (url === undefined) return false;
-  try {
-    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-    return host === 'localhost' || host === '::1' || host.startsWith('127.');
-  } catch {
-    return false;
-  }
-}
-
 function describeModel(model: ModelConfig, project: string): string {
   if ('table' in model)
     return `table "${model.table.split('.').length === 2 ? `${project}.${model.table}` : model.table}"`;
@@ -237,7 +233,7 @@ function column(name: string): string {
 
 /** Reads models from BigQuery (or the goccy emulator) page by page, resumably. */
 export class BigQuerySource implements Source, WarehouseDiff {
-  /** Set when the source has a stateDataset: the diff can run in BigQuery. */
+  /** Set unless the source is read-only (`stateDataset: false`): the diff runs in BigQuery. */
   readonly warehouseDiff?: WarehouseDiff;
   private readonly client: BigQuery;
   private readonly logger: SourceLogger | undefined;
@@ -251,10 +247,13 @@ export class BigQuerySource implements Source, WarehouseDiff {
   ) {
     this.client = options.client ?? createBigQueryClient(source);
     this.logger = options.logger;
-    this.tableRead = options.tableRead ?? (isLoopback(source.apiEndpoint) ? 'query' : 'list');
+    this.tableRead = options.tableRead ?? (isLoopbackUrl(source.apiEndpoint) ? 'query' : 'list');
     this.maxBytes = source.maximumBytesBilled !== undefined ? BigInt(source.maximumBytesBilled) : undefined;
-    if (source.stateDataset !== undefined) this.warehouseDiff = this;
+    if (stateDatasetOf(source) !== undefined) this.warehouseDiff = this;
   }
+
+  /** The state dataset exists once this resolves (created on first use); checked once per source. */
+  private stateDatasetReady: Promise<void> | undefined;
 
   /**
    * Copies the model into `request.runTable` with each row's fingerprint and key count, then opens the rows the
@@ -267,6 +266,11 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const key = column(request.key);
     const run = this.stateTableRef(request.runTable);
     if (this.maxBytes !== undefined) await this.dryRunJob(body, subject);
+    this.stateDatasetReady ??= this.ensureStateDataset(body, subject).catch((err: unknown) => {
+      this.stateDatasetReady = undefined;
+      throw err;
+    });
+    await this.stateDatasetReady;
     const copy = await this.startJob(
       `CREATE TABLE ${selectFrom(run)}
        OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${RUN_TABLE_EXPIRY_DAYS} DAY)) AS
@@ -358,30 +362,85 @@ export class BigQuerySource implements Source, WarehouseDiff {
     return dropped;
   }
 
-  /** Checks that the state dataset exists (`ampsync check`); what it says of it. */
+  /** Says whether the state dataset exists (`ampsync check`): a run creates it when it does not. */
   async describeStateDataset(): Promise<string> {
-    const dataset = this.stateDataset();
-    const subject = `state dataset "${this.source.project}.${dataset}"`;
-    let exists: boolean;
-    try {
-      [exists] = await this.stateDatasetHandle().exists();
-    } catch (err) {
-      throw classifyBigQueryError(err, { operation: 'dataset lookup', subject, endpoint: 'datasets.get' });
+    const subject = this.stateDatasetSubject();
+    if (await this.stateDatasetExists()) {
+      return `${subject} exists: changed rows are found in BigQuery, and only they leave it`;
     }
-    if (!exists) {
+    return (
+      `${subject} does not exist yet: the first run creates it, which needs permission to create datasets in ` +
+      `project "${this.source.project}" (roles/bigquery.user), or create it yourself (bq mk ` +
+      `${this.source.location !== undefined ? `--location=${this.source.location} ` : ''}${this.stateDataset()})`
+    );
+  }
+
+  private stateDatasetSubject(): string {
+    return `state dataset "${this.source.project}.${this.stateDataset()}"`;
+  }
+
+  private async stateDatasetExists(): Promise<boolean> {
+    try {
+      const [exists] = await this.stateDatasetHandle().exists();
+      return exists;
+    } catch (err) {
+      throw classifyBigQueryError(err, {
+        operation: 'dataset lookup',
+        subject: this.stateDatasetSubject(),
+        endpoint: 'datasets.get',
+      });
+    }
+  }
+
+  /**
+   * Creates the state dataset unless it exists: in `source.location`, else where BigQuery runs the model (a dry
+   * run of `body` tells), since a query writes only into a dataset of its own location. One created meanwhile by
+   * another worker is as good.
+   */
+  private async ensureStateDataset(body: string, subject: string): Promise<void> {
+    if (await this.stateDatasetExists()) return;
+    let location = this.source.location;
+    if (location === undefined) {
+      try {
+        const [job] = await this.client.createQueryJob({ query: body, dryRun: true });
+        location = job.location ?? undefined;
+      } catch (err) {
+        throw classifyBigQueryError(err, { operation: 'dry run', subject, endpoint: 'jobs.insert' });
+      }
+    }
+    const dataset = this.stateDataset();
+    try {
+      await this.client.createDataset(dataset, {
+        ...(location !== undefined ? { location } : {}),
+        description:
+          'ampsync: a snapshot of what each sync delivered (its next run diffs against it) and run copies of models',
+      });
+    } catch (err) {
+      if (alreadyExists(err)) return;
+      const failure = classifyBigQueryError(err, {
+        operation: 'dataset creation',
+        subject: this.stateDatasetSubject(),
+        endpoint: 'datasets.insert',
+      });
+      if (!(failure instanceof SourceConfigError)) throw failure;
       throw new SourceConfigError(
-        `${subject} does not exist: create it (bq mk ${dataset}) and let ampsync's credentials create tables in it`,
-        'notFound',
+        `${failure.message}. ampsync diffs in this dataset (source.stateDataset, default "${DEFAULT_STATE_DATASET}"): ` +
+          `let its credentials create datasets (roles/bigquery.user), or create it yourself (bq mk ` +
+          `${location !== undefined ? `--location=${location} ` : ''}${dataset}) and let them create tables in it ` +
+          '(roles/bigquery.dataEditor on it); or set source.stateDataset: false to diff in the worker (read-only ' +
+          'mode: every run reads the whole model)',
+        failure.reason,
+        { cause: failure },
       );
     }
-    return `${subject} exists: changed rows are found in BigQuery, and only they leave it`;
+    this.logger?.info('created the state dataset', { dataset, location: location ?? null });
   }
 
   private stateDataset(): string {
-    const dataset = this.source.stateDataset;
+    const dataset = stateDatasetOf(this.source);
     if (dataset === undefined) {
       throw new SourceConfigError(
-        'the warehouse diff needs source.stateDataset (a dataset ampsync may write to)',
+        'the warehouse diff needs a state dataset, and source.stateDataset is false (read-only mode)',
         'invalid',
       );
     }
@@ -681,7 +740,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
         const [job] = await this.client.createQueryJob({ ...query, jobId: id });
         return job;
       } catch (err) {
-        if (!isDuplicateJob(err)) {
+        if (!alreadyExists(err)) {
           throw classifyBigQueryError(err, { operation: 'query job', subject, endpoint: 'jobs.insert' });
         }
       }
@@ -897,8 +956,8 @@ function retryableFailure(job: Job, subject: string): SourceUnavailableError | u
   return failure instanceof SourceUnavailableError ? failure : undefined;
 }
 
-/** A job id already taken: 409 from BigQuery, a 400 "already created" from the goccy emulator. */
-function isDuplicateJob(err: unknown): boolean {
+/** A job id (or dataset) already taken: 409 from BigQuery, a 400 "already created" from the goccy emulator. */
+function alreadyExists(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   if (e?.code === 409) return true;
   return typeof e?.message === 'string' && /already (created|exists)/i.test(e.message);
