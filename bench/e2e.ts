@@ -96,8 +96,11 @@ export interface ScenarioOptions {
   changedRun: boolean;
   /** Extra node flags of the worker processes (default: the context's). */
   workerNodeArgs?: string[];
-  /** Diff in the (stand-in) warehouse: the sync gets a stateDataset (src/sync/warehouse-diff.ts). */
-  warehouseDiff?: boolean;
+  /**
+   * Diff in the worker (read-only mode, `stateDataset: false`); otherwise in the (stand-in) warehouse, as ampsync
+   * does by default (src/sync/warehouse-diff.ts).
+   */
+  readOnly?: boolean;
   /** Users: this many more text columns, each mapped to a user property (a wide model). */
   wide?: number;
 }
@@ -270,7 +273,7 @@ export async function runScenario(ctx: BenchContext, options: ScenarioOptions): 
   const scoped: BenchContext = { ...ctx, client };
   const nodeArgs = options.workerNodeArgs ?? ctx.workerNodeArgs;
   const state = `sqlite:${path.join(dir, 'state.db')}`;
-  const warehouseDir = options.warehouseDiff === true ? path.join(dir, 'warehouse') : undefined;
+  const warehouseDir = options.readOnly === true ? undefined : path.join(dir, 'warehouse');
   const workers = await startWorkers(ctx, options.workers, taskQueue, state, nodeArgs, warehouseDir);
   try {
     const idleRssMb = workers.map((w) => round(readMemory(w.pid)?.rssMb ?? 0, 1));
@@ -278,7 +281,7 @@ export async function runScenario(ctx: BenchContext, options: ScenarioOptions): 
       id: syncId,
       kind: options.kind,
       amplitudeUrl: ctx.amplitude.url,
-      warehouseDiff: options.warehouseDiff === true,
+      readOnly: options.readOnly === true,
       ...(options.wide !== undefined ? { wide: options.wide } : {}),
     };
     const fullSync = benchSync({ ...at, rows: options.rows, revision: 0 });
@@ -299,7 +302,7 @@ export async function runScenario(ctx: BenchContext, options: ScenarioOptions): 
       rows: options.rows,
       workers: options.workers,
       workerNodeArgs: nodeArgs,
-      warehouseDiff: options.warehouseDiff === true,
+      warehouseDiff: options.readOnly !== true,
       idleRssMb,
       full,
     };

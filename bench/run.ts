@@ -6,8 +6,9 @@
  *
  *   npm run bench                # the full suite (~12 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes
- *   npm run bench -- --only users [--rows N] [--warehouse] [--workers N] [--wide W]   # one end-to-end scenario
- *                                      # (full, then 1% changed), printed only; --warehouse diffs in the warehouse;
+ *   npm run bench -- --only users [--rows N] [--read-only] [--workers N] [--wide W]   # one end-to-end scenario
+ *                                      # (full, then 1% changed), printed only; --read-only diffs in the worker
+ *                                      # (source.stateDataset: false) instead of the (stand-in) warehouse;
  *                                      # N workers; W more text columns, each mapped to a user property
  *   npm run bench -- --only users --profile DIR   # the same, the worker writing a CPU profile (--cpu-prof) to DIR
  *   npm run bench -- --only bigquery   # the BigQuery emulator's reads alone (read ahead, wide rows), printed only
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       rows: { type: 'string' },
       workers: { type: 'string' },
-      warehouse: { type: 'boolean' },
+      'read-only': { type: 'boolean' },
       wide: { type: 'string' },
       profile: { type: 'string' },
     },
@@ -209,12 +210,12 @@ async function main(): Promise<void> {
         throw new Error(`--wide takes 0 to 200 more text columns of a users model, not "${values.wide}"`);
       }
       const figures = await runScenario(ctx, {
-        label: `${label(kind, rows)}${wide > 0 ? `-wide-${wide}` : ''}${values.warehouse === true ? '-warehouse' : ''}${workers > 1 ? `-${workers}-workers` : ''}`,
+        label: `${label(kind, rows)}${wide > 0 ? `-wide-${wide}` : ''}${values['read-only'] === true ? '-read-only' : ''}${workers > 1 ? `-${workers}-workers` : ''}`,
         kind,
         rows,
         workers,
         changedRun: true,
-        warehouseDiff: values.warehouse === true,
+        readOnly: values['read-only'] === true,
         ...(wide > 0 ? { wide } : {}),
       });
       console.log(JSON.stringify(figures, null, 2));
@@ -234,22 +235,22 @@ async function main(): Promise<void> {
       workers: 1,
       changedRun: true,
     });
-    // the same syncs diffed in the warehouse (source.stateDataset): the stand-in warehouse works in the worker
-    const usersWarehouse = await runScenario(ctx, {
-      label: `${label('users', plan.e2eRows)}-warehouse`,
+    // the same syncs in read-only mode (source.stateDataset: false): diffed in the worker, every row read
+    const usersReadOnly = await runScenario(ctx, {
+      label: `${label('users', plan.e2eRows)}-read-only`,
       kind: 'users',
       rows: plan.e2eRows,
       workers: 1,
       changedRun: true,
-      warehouseDiff: true,
+      readOnly: true,
     });
-    const eventsWarehouse = await runScenario(ctx, {
-      label: `${label('events', plan.e2eRows)}-warehouse`,
+    const eventsReadOnly = await runScenario(ctx, {
+      label: `${label('events', plan.e2eRows)}-read-only`,
       kind: 'events',
       rows: plan.e2eRows,
       workers: 1,
       changedRun: true,
-      warehouseDiff: true,
+      readOnly: true,
     });
     const usersDefaultHeap = await runScenario(ctx, {
       label: `${label('users', plan.e2eRows)}-default-heap`,
@@ -327,7 +328,7 @@ async function main(): Promise<void> {
       },
       workerNodeArgs: WORKER_NODE_ARGS,
       workerEnv: WORKER_ENV,
-      e2e: { users, events, usersWarehouse, eventsWarehouse, usersDefaultHeap },
+      e2e: { users, events, usersReadOnly, eventsReadOnly, usersDefaultHeap },
       send: { rows: plan.sendRows, sdkRows: plan.sdkRows, sides },
       scaling: { users: scaling, twoWorkers, skipped },
       bigquery,

@@ -13,8 +13,11 @@ export interface BenchSyncOptions {
   revision: number;
   /** Base URL of the Amplitude emulator. */
   amplitudeUrl: string;
-  /** Diff in the warehouse (the generated source's stand-in for BigQuery's): sets source.stateDataset. */
-  warehouseDiff?: boolean;
+  /**
+   * Diff in the worker (read-only mode): sets source.stateDataset to false. Otherwise the sync names no state
+   * dataset and diffs in the warehouse, ampsync's default (the generated source's stand-in for BigQuery's).
+   */
+  readOnly?: boolean;
   /** Users: this many more text columns, each mapped to a user property (a wide model and wide payloads). */
   wide?: number;
 }
@@ -23,7 +26,7 @@ export interface BenchSyncOptions {
 export function benchSync(options: BenchSyncOptions): SyncConfig {
   const common = {
     id: options.id,
-    source: { project: 'bench', ...(options.warehouseDiff === true ? { stateDataset: 'bench_state' } : {}) },
+    source: { project: 'bench', ...(options.readOnly === true ? { stateDataset: false as const } : {}) },
     model: benchModel({
       kind: options.kind,
       rows: options.rows,
