@@ -7,12 +7,14 @@
  * With a warehouse folder it is also a WarehouseDiff standing in for BigQuery's (src/sync/warehouse-diff.ts): a
  * "table" is a file of 8-byte row fingerprints by row number. openChanges generates every row, fingerprints its
  * column values (as BigQuery's FARM_FINGERPRINT(TO_JSON_STRING(row)) does) and compares it with the snapshot's; the
- * rows that differ are listed in a file the pages are read from. That work runs in the worker's process (yielding
- * every page), so the benchmark charges the worker's machine with what BigQuery would do elsewhere.
+ * rows that differ are listed in a file the pages are read from. That work runs in a process of its own
+ * (warehouse-process.ts), as BigQuery's runs elsewhere, but on the worker's machine: the benchmark charges the
+ * machine's cores and the run's wall time with it, not the worker's memory.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { setImmediate } from 'node:timers/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { ModelConfig } from '../../src/config/schema';
 import { syntheticUser } from '../../src/dev/demo-data';
 import { PAGE_SAMPLE_ROWS, pageRowsFor } from '../../src/sources/bigquery/source';
@@ -150,8 +152,6 @@ function pageRowsOf(model: BenchModel): { pageRows?: number } {
   return pageRows === undefined ? {} : { pageRows };
 }
 
-/** Rows fingerprinted between two yields to the event loop. */
-const FINGERPRINT_BATCH_ROWS = 10_000;
 const FP_BYTES = 8;
 /** File in the warehouse folder holding the seconds the stand-in warehouse worked so far. */
 export const WORK_FILE = 'work-seconds';
@@ -201,6 +201,40 @@ function words(file: Buffer): BigUint64Array {
   return new BigUint64Array(aligned.buffer, aligned.byteOffset, aligned.length / FP_BYTES);
 }
 
+/** What the stand-in warehouse's process is asked: copy a model with fingerprints and diff it with a snapshot. */
+export interface WarehouseJob {
+  model: string;
+  /** The run table to write (8-byte fingerprints by row number). */
+  runFile: string;
+  /** The snapshot to diff against; null or missing: every row is changed. */
+  snapshotFile: string | null;
+}
+
+export interface WarehouseJobResult {
+  rows: number;
+  changed: number;
+}
+
+/**
+ * A warehouse diff as the stand-in warehouse runs it (in warehouse-process.ts): generates and fingerprints every row
+ * of the model into the run table, and lists the row numbers that differ from the snapshot in `<run table>.changes`.
+ */
+export function runWarehouseJob(job: WarehouseJob): WarehouseJobResult {
+  const m = parseBenchModel(job.model);
+  const fps = Buffer.alloc(m.rows * FP_BYTES);
+  for (let i = 0; i < m.rows; i++) rowFingerprint(benchRow(m, i), fps, i * FP_BYTES);
+  fs.writeFileSync(job.runFile, fps);
+  const snapshot =
+    job.snapshotFile !== null && fs.existsSync(job.snapshotFile) ? fs.readFileSync(job.snapshotFile) : undefined;
+  const mine = words(fps);
+  const theirs = snapshot === undefined ? new BigUint64Array(0) : words(snapshot);
+  const changed = new Int32Array(m.rows);
+  let n = 0;
+  for (let i = 0; i < m.rows; i++) if (i >= theirs.length || mine[i] !== theirs[i]) changed[n++] = i;
+  fs.writeFileSync(`${job.runFile}.changes`, Buffer.from(changed.buffer, 0, n * 4));
+  return { rows: m.rows, changed: n };
+}
+
 /** The Source over generated models; a position carries its model, so any process can read any page. */
 export class GeneratedSource implements Source, WarehouseDiff {
   readonly warehouseDiff?: WarehouseDiff;
@@ -233,31 +267,21 @@ export class GeneratedSource implements Source, WarehouseDiff {
   private async diffInWarehouse(model: ModelConfig, request: OpenChangesRequest): Promise<OpenedModel> {
     const text = modelText(model);
     const m = parseBenchModel(text);
-    const runFile = this.tablePath(request.runTable);
-    const fps = Buffer.alloc(m.rows * FP_BYTES);
-    for (let start = 0; start < m.rows; start += FINGERPRINT_BATCH_ROWS) {
-      const end = Math.min(start + FINGERPRINT_BATCH_ROWS, m.rows);
-      for (let i = start; i < end; i++) rowFingerprint(benchRow(m, i), fps, i * FP_BYTES);
-      await setImmediate();
-    }
-    fs.writeFileSync(runFile, fps);
-    const snapshotFile = request.snapshot === null ? undefined : this.tablePath(request.snapshot);
-    const snapshot =
-      snapshotFile !== undefined && fs.existsSync(snapshotFile) ? fs.readFileSync(snapshotFile) : undefined;
-    const changed: number[] = [];
-    const mine = words(fps);
-    const theirs = snapshot === undefined ? new BigUint64Array(0) : words(snapshot);
-    for (let i = 0; i < m.rows; i++) if (i >= theirs.length || mine[i] !== theirs[i]) changed.push(i);
-    fs.writeFileSync(`${runFile}.changes`, Buffer.from(new Int32Array(changed).buffer));
+    const snapshotFile = request.snapshot === null ? null : this.tablePath(request.snapshot);
+    const job: WarehouseJob = { model: text, runFile: this.tablePath(request.runTable), snapshotFile };
+    // the script beside this module, run as this process runs (compiled JavaScript, or TypeScript through tsx)
+    const script = path.join(__dirname, `warehouse-process${path.extname(__filename)}`);
+    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, script, JSON.stringify(job)]);
+    const { changed } = JSON.parse(stdout) as WarehouseJobResult;
     return {
       schema: benchSchema(m),
-      totalRows: changed.length,
+      totalRows: changed,
       position: {
         jobId: `${request.jobId}${CHANGES_MARK}${request.runTable}|${text}`,
         pageToken: null,
         page: 0,
         rowsRead: 0,
-        unchangedElsewhere: m.rows - changed.length,
+        unchangedElsewhere: m.rows - changed,
         ...pageRowsOf(m),
       },
     };
