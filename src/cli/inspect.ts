@@ -86,7 +86,11 @@ export async function checkSync(sync: SyncConfig, print: (line: string) => void)
   if (source.warehouseDiff !== undefined) {
     await step('BigQuery state dataset', () => source.describeStateDataset());
   } else {
-    print('✔ BigQuery state dataset: none (source.stateDataset: false): the worker diffs, reading every row each run');
+    const why =
+      sync.source.stateDataset === false
+        ? 'source.stateDataset: false'
+        : 'a sync against a local emulator names no stateDataset';
+    print(`✔ BigQuery state dataset: none (${why}): the worker diffs, reading every row each run`);
   }
   if (apiKey !== undefined) {
     const key = apiKey;

@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   const client = await AmpsyncClient.connect({ address: endpoints.temporalAddress, taskQueue: TASK_QUEUE });
   try {
     say('3. first run of every sync (everything is new)');
+    say('   (against the local emulator syncs run read-only, diffed in the worker; against BigQuery they diff in it)');
     await runAll(client, syncsFile.syncs, endpoints.temporalUiUrl);
     summarise(emulator);
 

@@ -2,11 +2,11 @@
  * The warehouse-side diff, the default (but for a read-only sync, `stateDataset: false`, or a source that cannot):
  * each run copies its model into a run table of the state dataset with every row's fingerprint, and only rows
  * whose key is new to the snapshot, whose fingerprint differs from it, whose key is NULL or duplicated leave the
- * warehouse. The state store diffs those as usual. When a run
- * succeeds, its run table (less the keys it did not deliver) becomes the sync's snapshot; the store records which
- * table that is and with which mapping, so a store that forgot its keys (reset, a new database) or a changed
- * mapping never trusts an old snapshot. The snapshot can lag what was delivered (a rejected row, a run that
- * failed, a promotion that failed): the rows it lags by are extracted again and the store finds them unchanged.
+ * warehouse. The state store diffs those as usual. When a run succeeds, its run table (less the keys it did not
+ * deliver) becomes the sync's snapshot; the store records which table that is and with which mapping, so a store
+ * that forgot its keys (reset, a new database) or a changed mapping never trusts an old snapshot. The snapshot can
+ * lag what was delivered (a rejected row, a run that failed, a promotion that failed): the rows it lags by are
+ * extracted again and the store finds them unchanged.
  *
  * This file holds what the activities need to drive it; the BigQuery SQL is in src/sources/bigquery/source.ts.
  */

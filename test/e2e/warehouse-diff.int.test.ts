@@ -206,6 +206,15 @@ test('ampsync check reports the state dataset, one a run will create, and read-o
   expect(lines).toContainEqual(
     '✔ BigQuery state dataset: none (source.stateDataset: false): the worker diffs, reading every row each run',
   );
+
+  // against the emulator (a loopback endpoint) a sync that names no dataset runs read-only
+  const { stateDataset: _named, ...unnamed } = users.source;
+  lines.length = 0;
+  expect(await checkSync({ ...users, source: unnamed }, (line) => lines.push(line))).toBe(true);
+  expect(lines).toContainEqual(
+    '✔ BigQuery state dataset: none (a sync against a local emulator names no stateDataset): the worker diffs, ' +
+      'reading every row each run',
+  );
 });
 
 test('an extraction that fails mid-way resumes from its saved page and still counts the rows left in BigQuery', async () => {
@@ -362,6 +371,8 @@ test('a sync that names no state dataset diffs in ampsync_state, which its first
       .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(SourceConfigError);
     expect((failure as SourceConfigError).reason).toBe('accessDenied');
+    // a dataset never created holds nothing to drop: the failed run's end finds nothing to clean up
+    await expect(readOnly.dropTables(warehouseTables(sync.id, 'x').prefixes, [])).resolves.toEqual([]);
     expect((failure as Error).message).toMatch(
       /BigQuery dataset creation for state dataset ".*\.ampsync_state" \(datasets\.insert\) failed: access denied: .*bigquery\.datasets\.create.*roles\/bigquery\.user.*set source\.stateDataset: false to diff in the worker/,
     );

@@ -252,9 +252,6 @@ export class BigQuerySource implements Source, WarehouseDiff {
     if (stateDatasetOf(source) !== undefined) this.warehouseDiff = this;
   }
 
-  /** The state dataset exists once this resolves (created on first use); checked once per source. */
-  private stateDatasetReady: Promise<void> | undefined;
-
   /**
    * Copies the model into `request.runTable` with each row's fingerprint and key count, then opens the rows the
    * snapshot does not match: new keys, changed fingerprints, duplicated and NULL keys. Retried attempts attach to
@@ -266,11 +263,8 @@ export class BigQuerySource implements Source, WarehouseDiff {
     const key = column(request.key);
     const run = this.stateTableRef(request.runTable);
     if (this.maxBytes !== undefined) await this.dryRunJob(body, subject);
-    this.stateDatasetReady ??= this.ensureStateDataset(body, subject).catch((err: unknown) => {
-      this.stateDatasetReady = undefined;
-      throw err;
-    });
-    await this.stateDatasetReady;
+    // checked on every run (one request): a dataset deleted meanwhile is made again
+    await this.ensureStateDataset(body, subject);
     const copy = await this.startJob(
       `CREATE TABLE ${selectFrom(run)}
        OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${RUN_TABLE_EXPIRY_DAYS} DAY)) AS
@@ -338,11 +332,14 @@ export class BigQuerySource implements Source, WarehouseDiff {
     try {
       [tables] = await this.stateDatasetHandle().getTables({ autoPaginate: true });
     } catch (err) {
-      throw classifyBigQueryError(err, {
+      const failure = classifyBigQueryError(err, {
         operation: 'table list',
         subject: `dataset "${dataset}"`,
         endpoint: 'tables.list',
       });
+      // a run that failed before creating the dataset left no table in it
+      if (failure instanceof SourceConfigError && failure.reason === 'notFound') return [];
+      throw failure;
     }
     const dropped: string[] = [];
     for (const table of tables) {
