@@ -282,6 +282,8 @@ export class GeneratedSource implements Source, WarehouseDiff {
         page: 0,
         rowsRead: 0,
         unchangedElsewhere: m.rows - changed,
+        // the changed rows' numbers ascend, and so do their keys: BigQuery's changes query orders them by key
+        ...(request.key === ORDERED_BY[m.kind] ? { keyOrdered: true } : {}),
         ...pageRowsOf(m),
       },
     };

@@ -232,11 +232,14 @@ test('an extraction that fails mid-way resumes from its saved page and still cou
   const real = new BigQuerySource(sync.source);
   let failed = false;
   let opens = 0;
+  let keyOrdered: boolean | undefined;
   const flaky: Source = {
     warehouseDiff: {
-      openChanges: (model, request) => {
+      openChanges: async (model, request) => {
         opens += 1;
-        return real.openChanges(model, request);
+        const opened = await real.openChanges(model, request);
+        keyOrdered = opened.position.keyOrdered;
+        return opened;
       },
       promoteSnapshot: (request) => real.promoteSnapshot(request),
       dropTables: (prefixes, keep) => real.dropTables(prefixes, keep),
@@ -265,6 +268,8 @@ test('an extraction that fails mid-way resumes from its saved page and still cou
   const resumed = await activities.extractAndDiff({ sync, runId });
   // the retry read on from the saved page of the same BigQuery job: the model was copied and diffed once
   expect(opens).toBe(1);
+  // the changed rows came in key order (the store diffs them by key range)
+  expect(keyOrdered).toBe(true);
   // 2 changed rows and the 4 invalid ones left BigQuery (3 pages of 2); the rest counted as unchanged there
   expect(resumed.counts).toMatchObject({ changed: 2, new: 0, invalid: 4, gone: 0 });
   expect(resumed.counts.extracted).toBe(resumed.counts.unchanged + 2 + 4);

@@ -292,10 +292,18 @@ export class BigQuerySource implements Source, WarehouseDiff {
         : `SELECT r.* EXCEPT (${FP_COLUMN}, ${COUNT_COLUMN})
            FROM ${selectFrom(run)} AS r LEFT JOIN ${selectFrom(snapshot)} AS s ON s.k = CAST(r.${key} AS STRING)
            WHERE s.k IS NULL OR s.fp <> r.${FP_COLUMN} OR r.${COUNT_COLUMN} > 1`;
-    const opened = await this.openQuery(changes, `changed rows of ${subject}`, {
-      jobId: request.jobId,
-      ...(request.signal !== undefined ? { signal: request.signal } : {}),
-    });
+    // in key order, as a worker-diffed extract is: the store then diffs each page against one range of delivered
+    // keys (a first run's whole model, a later run's changes)
+    const opened = await this.openQuery(
+      changes,
+      `changed rows of ${subject}`,
+      {
+        jobId: request.jobId,
+        orderByKey: request.key,
+        ...(request.signal !== undefined ? { signal: request.signal } : {}),
+      },
+      schema,
+    );
     const unchangedElsewhere = Math.max(0, runRows - opened.totalRows);
     this.logger?.info('BigQuery diffed the model against its snapshot', {
       runTable: request.runTable,
@@ -652,11 +660,19 @@ export class BigQuerySource implements Source, WarehouseDiff {
     }
   }
 
-  private async openQuery(sql: string, subject: string, options: OpenOptions): Promise<OpenedModel> {
+  /** `columns`: the query's columns when known (no dry run then to learn the key's type). */
+  private async openQuery(
+    sql: string,
+    subject: string,
+    options: OpenOptions,
+    columns?: readonly SourceField[],
+  ): Promise<OpenedModel> {
     const ordered =
-      options.orderByKey === undefined ? undefined : await this.orderedQuery(sql, subject, options.orderByKey);
-    // BigQuery enforces maximumBytesBilled itself; the dry run also enforces it where a server does not (emulators)
-    if (ordered === undefined && this.maxBytes !== undefined) await this.dryRunJob(sql, subject);
+      options.orderByKey === undefined ? undefined : await this.orderedQuery(sql, subject, options.orderByKey, columns);
+    // BigQuery enforces maximumBytesBilled itself; a dry run also enforces it where a server does not (emulators),
+    // unless orderedQuery's own did
+    const dryRunDone = options.orderByKey !== undefined && columns === undefined;
+    if (!dryRunDone && this.maxBytes !== undefined) await this.dryRunJob(sql, subject);
     let job: Job;
     let keyOrdered = ordered !== null && ordered !== undefined;
     try {
@@ -699,10 +715,16 @@ export class BigQuerySource implements Source, WarehouseDiff {
 
   /**
    * The model ordered by its key's text, or null when the key's type has no text BigQuery and the worker spell
-   * alike (or the model lacks the column: the mapper names it). Its dry run enforces maximumBytesBilled.
+   * alike (or the model lacks the column: the mapper names it). Without `known` columns, its dry run learns them
+   * and enforces maximumBytesBilled.
    */
-  private async orderedQuery(sql: string, subject: string, key: string): Promise<string | null> {
-    const { schema } = await this.dryRunQuery(sql, subject);
+  private async orderedQuery(
+    sql: string,
+    subject: string,
+    key: string,
+    known?: readonly SourceField[],
+  ): Promise<string | null> {
+    const schema = known ?? (await this.dryRunQuery(sql, subject)).schema;
     const field = schema.find((f) => f.name === key);
     if (field === undefined || field.mode === 'REPEATED' || !DIFF_KEY_TYPES.includes(field.type)) return null;
     return `SELECT * FROM (\n${sql.replace(/[\s;]+$/, '')}\n) ORDER BY CAST(${column(key)} AS STRING)`;
