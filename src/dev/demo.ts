@@ -53,7 +53,12 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   say('ampsync demo: BigQuery emulator → Temporal → Amplitude emulator\n');
   say('1. starting local services (first run installs them into ~/.cache/ampsync)');
-  const endpoints = await startServices({ only: ['temporal', 'bigquery'], log: (l) => say(`   ${l}`) });
+  // the BigQuery emulator afresh each time: its memory only grows with use, and the demo seeds its data anew
+  const endpoints = await startServices({
+    only: ['temporal', 'bigquery'],
+    restart: ['bigquery'],
+    log: (l) => say(`   ${l}`),
+  });
   const emulator = await startAmplitudeEmulator({ port: AMPLITUDE_PORT, apiKeys: [DEMO_API_KEY] });
   say(`   amplitude emulator: ${emulator.url}`);
   process.env.AMPSYNC_DEMO_AMPLITUDE_KEY = DEMO_API_KEY;

@@ -37,6 +37,11 @@ export interface ServicesOptions {
   postgresPort?: number;
   /** Which services to start (default: all). */
   only?: ServiceName[];
+  /**
+   * Services to start afresh: a running one of this state folder is stopped first (the BigQuery emulator's memory
+   * only grows with use, see temporal-dev.md; the demo, which seeds its data anew, restarts it every time).
+   */
+  restart?: ServiceName[];
   log?: (line: string) => void;
 }
 
@@ -351,8 +356,9 @@ export async function startServices(options: ServicesOptions = {}): Promise<Serv
   const launches: Promise<void>[] = [];
   const run = async (name: ServiceName, make: () => Launch | Promise<Launch>): Promise<void> => {
     if (!wanted.has(name)) return;
+    const restarted = options.restart?.includes(name) === true && (await stopService(r, name));
     const outcome = await launch(r, await make());
-    r.log(`${name}: ${outcome}`);
+    r.log(`${name}: ${restarted && outcome === 'started' ? 'restarted' : outcome}`);
   };
   launches.push(run('temporal', () => temporalLaunch(r)));
   launches.push(run('bigquery', () => bigqueryLaunch(r)));
@@ -370,17 +376,23 @@ export async function stopServices(options: ServicesOptions = {}): Promise<Servi
   const r = resolve(options);
   const stopped: ServiceName[] = [];
   for (const name of ['temporal', 'bigquery', 'postgres'] as const) {
-    const pid = runningPid(r, name);
-    if (pid === undefined) continue;
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && runningPid(r, name) !== undefined) await new Promise((x) => setTimeout(x, 100));
-    if (runningPid(r, name) !== undefined) process.kill(pid, 'SIGKILL');
-    fs.rmSync(pidFile(r, name), { force: true });
+    if (!(await stopService(r, name))) continue;
     stopped.push(name);
     r.log(`${name}: stopped`);
   }
   return stopped;
+}
+
+/** Stops one service of this state folder (SIGTERM, then SIGKILL after 10 s); false when it was not running. */
+async function stopService(r: Resolved, name: ServiceName): Promise<boolean> {
+  const pid = runningPid(r, name);
+  if (pid === undefined) return false;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && runningPid(r, name) !== undefined) await new Promise((x) => setTimeout(x, 100));
+  if (runningPid(r, name) !== undefined) process.kill(pid, 'SIGKILL');
+  fs.rmSync(pidFile(r, name), { force: true });
+  return true;
 }
 
 /** Which services of this state folder are running. */
