@@ -133,10 +133,13 @@ test('a second run while one is going exits 3 and says so', async () => {
   for (let i = 0; i < 50 && (await harness.client.progress(syncId()))?.status !== 'running'; i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
+  // paused, the first run holds its sends and stays open however long the second CLI takes to start
+  await harness.client.pause(syncId());
   const second = await ampsync('start', syncId());
   expect(second.code).toBe(3);
   expect(second.stderr).toContain(`sync "${syncId()}" is already running`);
   emulator.clearFaults();
+  await harness.client.resume(syncId());
   expect((await first).code).toBe(0);
 });
 
