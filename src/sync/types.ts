@@ -144,7 +144,8 @@ export interface PromoteSnapshotRequest {
 export interface WarehouseDiff {
   /**
    * Runs the model into `runTable` and opens the rows that differ from `snapshot` (a snapshot table that no
-   * longer exists counts as none); the position's `unchangedElsewhere` counts the rest.
+   * longer exists counts as none), in key order where the key's type allows; the position's `unchangedElsewhere`
+   * counts the rest.
    */
   openChanges(model: ModelConfig, request: OpenChangesRequest): Promise<OpenedModel>;
   /** Makes the run table, without `exclude`, the new snapshot table. Returns the keys it holds. */
@@ -155,7 +156,7 @@ export interface WarehouseDiff {
 
 /** A warehouse a sync reads its model from. */
 export interface Source {
-  /** Present when the source can diff in the warehouse (BigQuery with source.stateDataset). */
+  /** Present when the source diffs in the warehouse (BigQuery, unless read-only: source.stateDataset false). */
   readonly warehouseDiff?: WarehouseDiff;
   /**
    * Validates the model and reports its schema and what reading it would cost (reading `columns` alone, when

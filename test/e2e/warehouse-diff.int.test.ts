@@ -93,6 +93,18 @@ async function stateTables(): Promise<string[]> {
   return tables.map((t) => t.id ?? '').sort();
 }
 
+/** The activities over `source` and the file's store, for tests that extract and finish runs but send nothing. */
+function activitiesThatSendNothing(source: Source, pageSize?: number) {
+  return createActivities({
+    state: store,
+    sourceFor: () => source,
+    mapperFor: (sync, schema) => compileMapper(sync, schema === undefined ? {} : { schema }),
+    senderFor: () => ({ sendBatch: () => Promise.reject(new Error('nothing is sent in this test')) }),
+    packBatches: (_sync, rows) => [rows],
+    ...(pageSize !== undefined ? { pageSize } : {}),
+  });
+}
+
 /** Runs the sync and returns its result with the identifies that reached Amplitude and the rows read. */
 async function runOnce(sync: SyncConfig, client: BigQuery = bq) {
   const before = emulator.eventCount();
@@ -254,14 +266,7 @@ test('an extraction that fails mid-way resumes from its saved page and still cou
       return real.readPage(position, options);
     },
   };
-  const activities = createActivities({
-    state: store,
-    sourceFor: () => flaky,
-    mapperFor: (sync, schema) => compileMapper(sync, schema === undefined ? {} : { schema }),
-    senderFor: () => ({ sendBatch: () => Promise.reject(new Error('nothing is sent in this test')) }),
-    packBatches: (_sync, rows) => [rows],
-    pageSize: 2,
-  });
+  const activities = activitiesThatSendNothing(flaky, 2);
   const runId = `resume-${Date.now()}`;
   await activities.prepareRun({ sync, runId, workflowId: 'test' });
   await expect(activities.extractAndDiff({ sync, runId })).rejects.toThrow(/connection reset/);
@@ -382,13 +387,7 @@ test('a sync that names no state dataset diffs in ampsync_state, which its first
       /BigQuery dataset creation for state dataset ".*\.ampsync_state" \(datasets\.insert\) failed: access denied: .*bigquery\.datasets\.create.*roles\/bigquery\.user.*set source\.stateDataset: false to diff in the worker/,
     );
 
-    const activities = createActivities({
-      state: store,
-      sourceFor: () => source,
-      mapperFor: (s, schema) => compileMapper(s, schema === undefined ? {} : { schema }),
-      senderFor: () => ({ sendBatch: () => Promise.reject(new Error('nothing is sent in this test')) }),
-      packBatches: (_sync, rows) => [rows],
-    });
+    const activities = activitiesThatSendNothing(source);
     const runId = `default-${Date.now()}`;
     await activities.prepareRun({ sync, runId, workflowId: 'test' });
     const extracted = await activities.extractAndDiff({ sync, runId });
