@@ -375,8 +375,17 @@ export class BigQuerySource implements Source, WarehouseDiff {
     }
     return (
       `${subject} does not exist yet: the first run creates it, which needs permission to create datasets in ` +
-      `project "${this.source.project}" (roles/bigquery.user), or create it yourself (bq mk ` +
-      `${this.source.location !== undefined ? `--location=${this.source.location} ` : ''}${this.stateDataset()})`
+      `project "${this.source.project}": ${this.stateDatasetRemedy(this.source.location)}`
+    );
+  }
+
+  /** What a user can do about a state dataset ampsync may not create (`location`: where it would go). */
+  private stateDatasetRemedy(location: string | undefined): string {
+    return (
+      `let ampsync's credentials create datasets (roles/bigquery.user), or create it yourself (bq mk ` +
+      `${location !== undefined ? `--location=${location} ` : ''}${this.stateDataset()}) and let them create ` +
+      'tables in it (roles/bigquery.dataEditor on it); or set source.stateDataset: false to diff in the worker ' +
+      '(read-only mode: every run reads the whole model)'
     );
   }
 
@@ -430,10 +439,7 @@ export class BigQuerySource implements Source, WarehouseDiff {
       if (!(failure instanceof SourceConfigError)) throw failure;
       throw new SourceConfigError(
         `${failure.message}. ampsync diffs in this dataset (source.stateDataset, default "${DEFAULT_STATE_DATASET}"): ` +
-          `let its credentials create datasets (roles/bigquery.user), or create it yourself (bq mk ` +
-          `${location !== undefined ? `--location=${location} ` : ''}${dataset}) and let them create tables in it ` +
-          '(roles/bigquery.dataEditor on it); or set source.stateDataset: false to diff in the worker (read-only ' +
-          'mode: every run reads the whole model)',
+          this.stateDatasetRemedy(location),
         failure.reason,
         { cause: failure },
       );
