@@ -38,17 +38,26 @@ class RecordingSender implements BatchSender {
   /** Payload characters of the batches in flight, at the most. */
   maxBytes = 0;
   private bytes = 0;
+  /** Batches of `fullRows` rows (a chunk's last batch may hold fewer) in flight at once, at the most. */
+  maxFullInFlight = 0;
+  private fullInFlight = 0;
   batches: number[] = [];
+
+  constructor(private readonly fullRows = 500) {}
 
   async sendBatch(rows: StagedRow[]): Promise<RowOutcome[]> {
     const bytes = rows.reduce((n, r) => n + r.payload.length, 0);
+    const full = rows.length === this.fullRows ? 1 : 0;
     this.inFlight += 1;
+    this.fullInFlight += full;
     this.bytes += bytes;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    this.maxFullInFlight = Math.max(this.maxFullInFlight, this.fullInFlight);
     this.maxBytes = Math.max(this.maxBytes, this.bytes);
     this.batches.push(rows.length);
     await delay(5);
     this.inFlight -= 1;
+    this.fullInFlight -= full;
     this.bytes -= bytes;
     return rows.map((r) => ({ key: r.key, status: 'delivered' }));
   }
@@ -119,7 +128,10 @@ describe('sendChunk', () => {
     expect(finished.chunks).toBeGreaterThan(1);
     expect(sender.maxBytes).toBeLessThanOrEqual(MAX_BYTES_IN_FLIGHT);
     expect(sender.maxInFlight).toBeGreaterThan(1);
-    expect(sender.maxInFlight).toBeLessThan(MAX_BATCHES_IN_FLIGHT);
+    // full batches (~2 MB) fit the budget four at a time; a chunk's smaller last batches may go alongside them
+    expect(sender.maxFullInFlight).toBeGreaterThan(1);
+    expect(sender.maxFullInFlight).toBeLessThanOrEqual(Math.floor(MAX_BYTES_IN_FLIGHT / (500 * payloadBytes)));
+    expect(sender.maxFullInFlight).toBeLessThan(MAX_BATCHES_IN_FLIGHT);
     expect(result).toMatchObject({ attempted: 6000, delivered: 6000 });
     expect(result.committed.map((c) => c.delivered).reduce((a, b) => a + b, 0)).toBe(6000);
     expect(await store.countSynced('wide')).toBe(6000);
