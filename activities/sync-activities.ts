@@ -81,10 +81,10 @@ export const MAX_BATCHES_IN_FLIGHT = 6;
  */
 export const MAX_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 
-/** The payload bytes of a batch (its JSON's characters: bytes for the ASCII most payloads are). */
+/** The payload bytes of a batch (read as bytes, or its JSON's characters: bytes for the ASCII most payloads are). */
 function batchBytes(batch: readonly StagedRow[]): number {
   let n = 0;
-  for (const row of batch) n += row.payload.length;
+  for (const row of batch) n += row.bytes !== undefined ? row.bytes.end - row.bytes.start : row.payload.length;
   return n;
 }
 

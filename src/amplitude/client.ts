@@ -8,13 +8,13 @@
  *   await sender.close();
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
+import { once } from 'node:events';
+import { createGzip } from 'node:zlib';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Pool } from 'undici';
 import type { RowOutcome, StagedRow } from '../sync/types';
 import type { PackLimits } from './batches';
-import { packLimitsFor, requestBody } from './batches';
+import { packLimitsFor, requestPieces } from './batches';
 import type { AmplitudeApi, AmplitudeRegion } from './endpoints';
 import { AMPLITUDE_API_SPECS, endpointUrl, PROJECT_THROTTLE_WAIT_MS } from './endpoints';
 import { AmplitudeAbortedError, AmplitudeConfigError, AmplitudeUnavailableError } from './errors';
@@ -93,7 +93,20 @@ export interface AmplitudeSender {
   close(): Promise<void>;
 }
 
-const gzip = promisify(gzipCallback);
+/** Output pieces of a gzip stream: a batch's compressed body (~40 KB) in one or two. */
+const GZIP_CHUNK_BYTES = 64 * 1024;
+
+/** Gzips pieces, in order, as one body. */
+async function gzipPieces(pieces: readonly Uint8Array[], level: number): Promise<Buffer> {
+  const stream = createGzip({ level, chunkSize: GZIP_CHUNK_BYTES });
+  const out: Buffer[] = [];
+  stream.on('data', (chunk: Buffer) => out.push(chunk));
+  const ended = once(stream, 'end');
+  for (const piece of pieces) stream.write(piece);
+  stream.end();
+  await ended;
+  return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+}
 
 const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => delay(ms, undefined, { signal });
 
@@ -133,15 +146,19 @@ export function createAmplitudeSender(options: AmplitudeSenderOptions): Amplitud
     logger: options.logger,
     redact: (text) => (apiKey === '' ? text : text.split(apiKey).join('***')),
     async post(rows, signal) {
-      let body = requestBody(prefix, rows, spec.body, suffix);
-      const bytes = body.length;
       const headers: Record<string, string> = {
         'content-type': json ? 'application/json' : 'application/x-www-form-urlencoded',
         accept: 'application/json',
       };
-      if (gzipLevel > 0 && body.length >= GZIP_MIN_BYTES) {
-        body = await gzip(body, { level: gzipLevel });
+      // payloads read as bytes are gzipped from where they were read: no body is assembled first
+      const pieces = requestPieces(prefix, rows, spec.body, suffix);
+      const bytes = pieces.reduce((n, piece) => n + piece.length, 0);
+      let body: Buffer;
+      if (gzipLevel > 0 && bytes >= GZIP_MIN_BYTES) {
+        body = await gzipPieces(pieces, gzipLevel);
         headers['content-encoding'] = 'gzip';
+      } else {
+        body = pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces, bytes);
       }
       const controller = new AbortController();
       const timer = setTimeout(() => controller.abort(), timeoutMs);

@@ -5,7 +5,8 @@
  * keeps two: a query-only reader (the diff's probe of a page's keys against `synced`, a chunk's staged rows) and
  * a writer for the statements of the send stage that need nothing but SQL (a batch's delivered positions, a
  * chunk's commit). WAL lets the reader read while a connection writes, and a read begun after a write committed
- * sees it; writes from the writer and from the main connection take turns (BEGIN IMMEDIATE, busy timeout).
+ * sees it; writes from the writer and from the main connection take turns (BEGIN IMMEDIATE, busy timeout). A BLOB
+ * a step returns (a chunk's payloads) is moved to the main thread, not copied.
  *
  *   const reader = new SqliteThread({ file, busyTimeoutMs, cacheKib, writable: false, queries: { probe: 'SELECT …' } });
  *   const [row] = await reader.run([{ query: 'probe', params: { … }, mode: 'get' }]);
@@ -102,9 +103,25 @@ const runAll = db.transaction((steps) =>
 );
 const runSteps = workerData.writable ? runAll.immediate : runAll;
 
+// a BLOB column comes as a Buffer with a memory of its own: it is handed over (moved), not copied
+function transferablesOf(results) {
+  const moved = [];
+  for (const result of results) {
+    if (result === null || typeof result !== 'object') continue;
+    for (const value of Object.values(result)) {
+      if (value instanceof Uint8Array && value.byteOffset === 0 && value.byteLength === value.buffer.byteLength &&
+          value.buffer instanceof ArrayBuffer && !moved.includes(value.buffer)) {
+        moved.push(value.buffer);
+      }
+    }
+  }
+  return moved;
+}
+
 parentPort.on('message', (request) => {
   try {
-    parentPort.postMessage({ id: request.id, results: runSteps(request.steps) });
+    const results = runSteps(request.steps);
+    parentPort.postMessage({ id: request.id, results }, transferablesOf(results));
   } catch (err) {
     const error = { message: String((err && err.message) || err) };
     if (err && typeof err.code === 'string') error.code = err.code;

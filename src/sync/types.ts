@@ -252,6 +252,21 @@ export interface StagedRow {
   payload: string;
   /** Its position in the run's staging order (set by readChunk). */
   pos?: number;
+  /**
+   * The payload's UTF-8 bytes, when the store read them as bytes (`payload` is then decoded from them only when
+   * asked for): a JSON request body is made of views of them, the JSON never passing through a JS string.
+   */
+  bytes?: PayloadBytes;
+}
+
+/**
+ * A payload's UTF-8 bytes: `source[start, end)`. Rows read together share one source, their payloads in order,
+ * each followed by a `,`: consecutive rows' bytes are a JSON array's items as they are (see requestPieces).
+ */
+export interface PayloadBytes {
+  source: Uint8Array;
+  start: number;
+  end: number;
 }
 
 /** Counts of one run. */

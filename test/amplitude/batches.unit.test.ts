@@ -1,5 +1,12 @@
 import type { PackLimits } from '../../src/amplitude/batches';
-import { packBatches, packLimitsFor, payloadWireBytes, rowsArray } from '../../src/amplitude/batches';
+import {
+  packBatches,
+  packLimitsFor,
+  payloadWireBytes,
+  requestBody,
+  requestPieces,
+  rowsArray,
+} from '../../src/amplitude/batches';
 import type { StagedRow } from '../../src/sync/types';
 
 function row(key: string, payload = `{"user_id":"${key}"}`): StagedRow {
@@ -66,5 +73,72 @@ describe('packBatches', () => {
   it('concatenates payloads as they are, without re-encoding them', () => {
     const rows = [row('a', '{"b":1,"a":2}'), row('b', '{"x":"\\u00e9"}')];
     expect(rowsArray(rows, 'json')).toBe('[{"b":1,"a":2},{"x":"\\u00e9"}]');
+  });
+});
+
+/** Rows whose payloads were read as bytes, as a store reads a chunk: one source, each payload followed by a comma. */
+function byteRows(payloads: string[], source = Buffer.from(payloads.join(','))): StagedRow[] {
+  let start = 0;
+  return payloads.map((payload, i) => {
+    const end = start + Buffer.byteLength(payload);
+    const row: StagedRow = { key: `k${i}`, hash: 'h', payload, bytes: { source, start, end } };
+    start = end + 1;
+    return row;
+  });
+}
+
+describe('requestPieces', () => {
+  const payloads = ['{"a":1}', '{"é":"ü"}', '{"c":[1,2]}', '{"d":"x,y"}'];
+
+  it('takes payloads read as bytes where they are: consecutive ones of a source in one view, none copied', () => {
+    const rows = byteRows(payloads);
+    const pieces = requestPieces('{"events":', rows, 'json', '}');
+    expect(pieces.map((p) => p.toString())).toEqual(['{"events":[', payloads.join(','), ']}']);
+    // the view shares the source's memory
+    expect(pieces[1]!.buffer).toBe(rows[0]!.bytes!.source.buffer);
+    expect(JSON.parse(Buffer.concat(pieces).toString())).toEqual({
+      events: payloads.map((p): unknown => JSON.parse(p)),
+    });
+  });
+
+  it('puts a comma between the views of rows that do not follow each other (rows left out, other sources)', () => {
+    const rows = byteRows(payloads);
+    const other = byteRows(['{"z":0}']);
+    const picked = [rows[0]!, rows[2]!, rows[3]!, other[0]!, rows[1]!];
+    const body = requestBody('[', picked, 'json', ']').toString();
+    expect(body).toBe(`[[${[payloads[0], payloads[2], payloads[3], '{"z":0}', payloads[1]].join(',')}]]`);
+    expect(requestPieces('', picked, 'json', '').map((p) => p.toString())).toEqual([
+      '[',
+      payloads[0],
+      ',',
+      `${payloads[2]},${payloads[3]}`,
+      ',',
+      '{"z":0}',
+      ',',
+      payloads[1],
+      ']',
+    ]);
+    expect(requestBody('', [], 'json', '').toString()).toBe('[]');
+  });
+
+  it('writes one buffer for rows with text payloads, and URL-encodes form bodies even from bytes', () => {
+    const text = payloads.map((p, i) => row(`t${i}`, p));
+    expect(requestPieces('x=', text, 'json', '').map((p) => p.toString())).toEqual([`x=[${payloads.join(',')}]`]);
+    const form = requestPieces('api_key=k&identification=', byteRows(payloads), 'form', '');
+    expect(form.map((p) => p.toString())).toEqual([
+      `api_key=k&identification=${encodeURIComponent(`[${payloads.join(',')}]`)}`,
+    ]);
+    // one row with text among rows read as bytes: the whole body is written as text
+    const mixed = [...byteRows(payloads.slice(0, 2)), row('t', '{"t":1}')];
+    expect(requestPieces('', mixed, 'json', '').map((p) => p.toString())).toEqual([
+      `[${payloads[0]},${payloads[1]},{"t":1}]`,
+    ]);
+  });
+
+  it('packs rows read as bytes by their byte lengths', () => {
+    const rows = byteRows(['"é"', '"ab"', '"c"']);
+    const limits: PackLimits = { maxItems: 10, maxBytes: 10, envelopeBytes: 0, body: 'json' };
+    // 8 bytes for the items: "é" (4 bytes, 3 characters), a comma and "ab" (4) make 9, which does not fit
+    expect(keys(packBatches(rows, limits))).toEqual([['k0'], ['k1', 'k2']]);
   });
 });

@@ -113,6 +113,32 @@ describe('Amplitude sender on the wire', () => {
     );
   });
 
+  it('posts rows read as bytes (as a store reads a chunk) with the same body, gzipped or not', async () => {
+    const { sender, requests } = await setup(() => ({ status: 200 }));
+    const text = eventRows(50);
+    // one source with every payload followed by a comma; the batch leaves the 10th row out
+    const source = Buffer.from(text.map((r) => r.payload).join(','));
+    let start = 0;
+    const rows = text.map((r): StagedRow => {
+      const end = start + Buffer.byteLength(r.payload);
+      const row = { key: r.key, hash: r.hash, bytes: { source, start, end }, payload: '' };
+      Object.defineProperty(row, 'payload', { get: () => source.toString('utf8', row.bytes.start, row.bytes.end) });
+      start = end + 1;
+      return row;
+    });
+    const batch = rows.filter((_, i) => i !== 9);
+    expect(statuses(await sender.sendBatch(batch))).toEqual({ delivered: 49 });
+    expect(statuses(await sender.sendBatch(rows.slice(0, 1)))).toEqual({ delivered: 1 });
+    const payloads = text.filter((_, i) => i !== 9).map((r) => r.payload);
+    expect(requests.map((r) => r.headers['content-encoding'])).toEqual(['gzip', undefined]);
+    expect(requests[0]!.body).toBe(
+      `{"api_key":"${API_KEY}","events":[${payloads.join(',')}],"options":{"min_id_length":5}}`,
+    );
+    expect(requests[1]!.body).toBe(
+      `{"api_key":"${API_KEY}","events":[${text[0]!.payload}],"options":{"min_id_length":5}}`,
+    );
+  });
+
   it('sends small bodies uncompressed, and HTTP V2 to /2/httpapi', async () => {
     const { sender, requests } = await setup(() => ({}), { api: 'httpv2', minIdLength: 3 });
     await sender.sendBatch(eventRows(1));
