@@ -8,6 +8,7 @@ import {
   rowsArray,
 } from '../../src/amplitude/batches';
 import type { StagedRow } from '../../src/sync/types';
+import { rowsReadAsBytes } from '../support/byte-rows';
 
 function row(key: string, payload = `{"user_id":"${key}"}`): StagedRow {
   return { key, hash: key, payload };
@@ -76,15 +77,9 @@ describe('packBatches', () => {
   });
 });
 
-/** Rows whose payloads were read as bytes, as a store reads a chunk: one source, each payload followed by a comma. */
-function byteRows(payloads: string[], source = Buffer.from(payloads.join(','))): StagedRow[] {
-  let start = 0;
-  return payloads.map((payload, i) => {
-    const end = start + Buffer.byteLength(payload);
-    const row: StagedRow = { key: `k${i}`, hash: 'h', payload, bytes: { source, start, end } };
-    start = end + 1;
-    return row;
-  });
+/** Rows whose payloads were read as bytes, keyed k0, k1, …: see rowsReadAsBytes. */
+function byteRows(payloads: string[]): StagedRow[] {
+  return rowsReadAsBytes(payloads.map((payload, i) => ({ key: `k${i}`, hash: 'h', payload }))).rows;
 }
 
 describe('requestPieces', () => {
