@@ -105,14 +105,15 @@ export function withoutRowValues(rejection: RowRejection): RowRejection {
 
 /**
  * A batch's outcomes with the rows' staging positions (the sender answers row for row, in batch order), so the
- * store records deliveries by position instead of looking each key up.
+ * store records deliveries by position instead of looking each key up. Outcomes that carry one (ampsync's sender
+ * gives delivered rows theirs) are left as they are: their keys are not decoded to be compared.
  */
 export function positioned(batch: readonly StagedRow[], outcomes: RowOutcome[]): RowOutcome[] {
   if (outcomes.length !== batch.length) return outcomes;
   for (let i = 0; i < outcomes.length; i++) {
     const row = batch[i] as StagedRow;
     const outcome = outcomes[i] as RowOutcome;
-    if (row.pos !== undefined && outcome.key === row.key) outcome.pos = row.pos;
+    if (outcome.pos === undefined && row.pos !== undefined && outcome.key === row.key) outcome.pos = row.pos;
   }
   return outcomes;
 }

@@ -85,7 +85,7 @@ function* slices(kind: BenchModelKind, rows: number, mapper: RowMapper): Generat
     for (let i = start; i < Math.min(rows, start + SLICE_ROWS); i++) {
       const result = mapper.map(benchRow(model, i));
       if (!result.ok) throw new SendSideError(`row ${i} of the ${kind} model was rejected: ${result.reason}`);
-      slice.push({ key: result.key, hash: result.hash, payload: result.payload });
+      slice.push({ key: result.key, payload: result.payload });
     }
     yield slice;
   }

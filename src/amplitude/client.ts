@@ -242,6 +242,9 @@ interface ErrorBody {
   exceeded_daily_quota_devices?: unknown;
 }
 
+/** Why a send's own signal is aborted when it ends (its requests and waits are over or no longer wanted). */
+const SEND_ENDED = new Error('the batch send ended');
+
 /** One call of sendBatch: a queue of groups ready to send, and groups waiting out a throttle or backoff. */
 class BatchSend {
   private readonly outcomes: (RowOutcome | undefined)[];
@@ -279,21 +282,21 @@ class BatchSend {
       this.throwIfAborted();
       return this.outcomes.map((outcome, i) => outcome ?? this.unsettled(i));
     } finally {
-      this.stop.abort();
+      // with a reason of its own: a DOMException (the default) captures a stack trace, once per batch
+      this.stop.abort(SEND_ENDED);
       this.signal?.removeEventListener('abort', onAbort);
     }
   }
 
   private async send(group: Group): Promise<void> {
-    const result = await this.endpoint.post(
-      group.idx.map((i) => this.rows[i]!),
-      this.stop.signal,
-    );
+    // a group is an ordered subset of the rows (no index twice): as long as they, it is all of them, in order
+    const rows = group.idx.length === this.rows.length ? this.rows : group.idx.map((i) => this.rows[i]!);
+    const result = await this.endpoint.post(rows, this.stop.signal);
     if ('aborted' in result) return this.throwIfAborted();
     if ('failure' in result) return this.retry(group, result.failure, undefined, result.cause);
     const { status } = result;
     if (status >= 200 && status < 300) {
-      for (const i of group.idx) this.settle(i, { key: this.rows[i]!.key, status: 'delivered' });
+      for (const i of group.idx) this.settle(i, delivered(this.rows[i]!));
       return;
     }
     const body = parseBody(result.text);
@@ -510,6 +513,13 @@ class BatchSend {
       trimmed.length > MAX_QUOTED_ANSWER_CHARS ? `${trimmed.slice(0, MAX_QUOTED_ANSWER_CHARS)}…` : trimmed,
     );
   }
+}
+
+/** A row's outcome when Amplitude took it, with its staging position (the store records it by position). */
+function delivered(row: StagedRow): RowOutcome {
+  return row.pos === undefined
+    ? { key: row.key, status: 'delivered' }
+    : { key: row.key, status: 'delivered', pos: row.pos };
 }
 
 function hintFor(status: number, error: string): string {

@@ -567,7 +567,7 @@ export class PostgresStateStore implements StateStore {
       const run = await this.chunkableRun(c, syncId, runId, chunk);
       const from = chunk * run.chunk_size;
       const { rows } = await c.query<StagedRow>(
-        `SELECT key, hash, payload, pos FROM ${this.t}.run_rows AS r
+        `SELECT key, payload, pos FROM ${this.t}.run_rows AS r
          WHERE run_no = $1 AND pos >= $2 AND pos < $3 AND status IS NULL
            AND NOT EXISTS (
              SELECT 1 FROM ${this.t}.run_delivered AS d WHERE d.run_no = r.run_no AND d.pos = r.pos OFFSET 0

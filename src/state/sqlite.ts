@@ -333,12 +333,16 @@ const READER_QUERIES = {
                 FROM json_each(@keys) AS j
                 LEFT JOIN synced AS s ON s.sync_no = ${SYNC_NO('@syncId')} AND s.key = j.key)`,
   // a chunk's rows without a status; those delivered by position are left out by readChunk (`deliveredIn`).
-  // Columns of 10,000 rows as JSON arrays cost half what 10,000 row objects do; the payloads come as their UTF-8
-  // bytes, in order, each followed by a comma (a BLOB is handed to the main thread whole, never decoded to text)
-  readChunk: `SELECT count(*) AS n, json_group_array(key) AS keys, json_group_array(hash) AS hashes,
-                     json_group_array(pos) AS positions, json_group_array(octet_length(payload)) AS lengths,
+  // Keys and payloads come as their UTF-8 bytes, in order (payloads each followed by a comma), with each one's
+  // length: two BLOBs handed to the main thread whole, where a row decodes its key or payload only when asked.
+  // Positions come as the first one when they are consecutive (a chunk's first read), else as a JSON array.
+  readChunk: `SELECT count(*) AS n, CAST(group_concat(key, '') AS BLOB) AS keys,
+                     json_group_array(octet_length(key)) AS keyLengths, min(pos) AS firstPos,
+                     CASE WHEN count(*) = max(pos) - min(pos) + 1 THEN NULL ELSE json_group_array(pos) END
+                       AS positions,
+                     json_group_array(octet_length(payload)) AS lengths,
                      CAST(group_concat(payload, ',') AS BLOB) AS payloads
-              FROM (SELECT r.key, r.hash, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
+              FROM (SELECT r.key, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
                     WHERE r.run_no = @runNo AND r.pos >= @from AND r.pos < @to AND r.status IS NULL ORDER BY r.pos)`,
   deliveredIn: DELIVERED_IN,
 };
@@ -383,6 +387,11 @@ interface RunRow {
   key_ordered: 0 | 1;
 }
 
+/** What chunk calls (readChunk, recordOutcomes, commitChunk) read of their run. */
+type ChunkRunRow = Pick<RunRow, 'run_no' | 'status' | 'chunk_size' | 'chunks' | 'next_pos' | 'key_ordered'> & {
+  extracted: 0 | 1;
+};
+
 type Statement = Database.Statement<unknown[], unknown>;
 
 /**
@@ -413,6 +422,11 @@ function prepareAll(db: Database.Database) {
   const s = (sql: string): Statement => db.prepare<unknown[], unknown>(sql);
   return {
     runById: s('SELECT * FROM runs WHERE sync_id = ? AND run_id = ?'),
+    // what a chunk call needs of its run, without the run's JSON columns (asked once per batch sent)
+    chunkRunById: s(
+      `SELECT run_no, status, chunk_size, chunks, next_pos, key_ordered, extract_result IS NOT NULL AS extracted
+       FROM runs WHERE sync_id = ? AND run_id = ?`,
+    ),
     runsOfSync: s('SELECT * FROM runs WHERE sync_id = ? ORDER BY run_no DESC LIMIT ?'),
     otherRunningRuns: s("SELECT * FROM runs WHERE sync_id = ? AND run_id <> ? AND status = 'running' ORDER BY run_no"),
     insertRun: s(
@@ -474,7 +488,7 @@ function prepareAll(db: Database.Database) {
        WHERE run_rows.id = r.id AND run_rows.pos <> r.rn`,
     ),
     readChunkRows: s(
-      `SELECT r.key, r.hash, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
+      `SELECT r.key, p.payload, r.pos FROM run_rows AS r JOIN run_payloads AS p ON p.id = r.id
        WHERE r.run_no = ? AND r.pos >= ? AND r.pos < ? AND r.status IS NULL ORDER BY r.pos`,
     ),
     deliveredIn: s(DELIVERED_IN),
@@ -540,55 +554,104 @@ const NOTHING_PROBED: ProbeResult = { fresh: '[]', changed: '[]', unchanged: '[]
 
 interface ChunkColumns {
   n: number;
-  keys: string;
-  hashes: string;
-  positions: string;
-  /** Each payload's length in bytes. */
+  /** The keys' UTF-8 bytes, one after the other. */
+  keys: Uint8Array | null;
+  /** Each key's length in bytes (JSON). */
+  keyLengths: string;
+  firstPos: number | null;
+  /** Each row's position (JSON), or null when they run from firstPos one by one. */
+  positions: string | null;
+  /** Each payload's length in bytes (JSON). */
   lengths: string;
   /** The payloads' UTF-8 bytes, each followed by a comma but the last. */
   payloads: Uint8Array | null;
 }
 
-/** A row of a chunk read as bytes: its payload is decoded only when asked for (request bodies take the bytes). */
+/**
+ * A chunk as read: its keys and payloads as UTF-8 bytes, and where each row's key and payload end. Its rows are
+ * views of it: a chunk of 10,000 rows is 10,000 small objects, not also 10,000 key strings, 10,000 fingerprints the
+ * send stage never reads and their JSON columns, which lived long enough to be promoted to V8's old generation.
+ */
+class ChunkData {
+  constructor(
+    readonly keys: Buffer,
+    readonly keyEnds: Int32Array,
+    readonly payloads: Buffer,
+    readonly payloadEnds: Int32Array,
+    readonly firstPos: number,
+    readonly positions: readonly number[] | undefined,
+  ) {}
+}
+
+/** A row of a chunk read as bytes: its key and payload are decoded only when asked for (request bodies take bytes). */
 class ChunkRow implements StagedRow, PayloadBytes {
   constructor(
-    readonly key: string,
-    readonly hash: string,
-    readonly pos: number,
-    readonly source: Buffer,
-    readonly start: number,
-    readonly end: number,
+    private readonly chunk: ChunkData,
+    private readonly i: number,
   ) {}
 
+  get key(): string {
+    const { keys, keyEnds } = this.chunk;
+    return keys.toString('utf8', this.i === 0 ? 0 : keyEnds[this.i - 1], keyEnds[this.i]);
+  }
+
+  get pos(): number {
+    const { positions, firstPos } = this.chunk;
+    return positions === undefined ? firstPos + this.i : (positions[this.i] as number);
+  }
+
   get payload(): string {
-    return this.source.toString('utf8', this.start, this.end);
+    return this.chunk.payloads.toString('utf8', this.start, this.end);
   }
 
   get bytes(): PayloadBytes {
     return this;
   }
+
+  get source(): Buffer {
+    return this.chunk.payloads;
+  }
+
+  get start(): number {
+    return this.i === 0 ? 0 : (this.chunk.payloadEnds[this.i - 1] as number) + 1;
+  }
+
+  get end(): number {
+    return this.chunk.payloadEnds[this.i] as number;
+  }
+}
+
+function bufferOf(bytes: Uint8Array | null): Buffer {
+  return bytes === null ? Buffer.alloc(0) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
- * The rows of readChunk's query (its columns) as row objects, or undefined when the payloads' bytes do not add up
- * to their lengths (the caller then reads the chunk row by row).
+ * The rows of readChunk's query (its columns) as views of one ChunkData, or undefined when the keys' or payloads'
+ * bytes do not add up to their lengths (the caller then reads the chunk row by row).
  */
 function chunkRows(columns: ChunkColumns): StagedRow[] | undefined {
   if (columns.n === 0) return [];
-  const keys = JSON.parse(columns.keys) as string[];
-  const hashes = JSON.parse(columns.hashes) as string[];
-  const positions = JSON.parse(columns.positions) as number[];
+  const keyLengths = JSON.parse(columns.keyLengths) as number[];
   const lengths = JSON.parse(columns.lengths) as number[];
-  const bytes = columns.payloads ?? new Uint8Array(0);
-  const source = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const rows = new Array<StagedRow>(columns.n);
+  const keyEnds = new Int32Array(columns.n);
+  const payloadEnds = new Int32Array(columns.n);
+  let keyAt = 0;
   let at = 0;
   for (let i = 0; i < columns.n; i++) {
+    keyAt += keyLengths[i] as number;
+    keyEnds[i] = keyAt;
     const end = at + (lengths[i] as number);
-    rows[i] = new ChunkRow(keys[i] as string, hashes[i] as string, positions[i] as number, source, at, end);
+    payloadEnds[i] = end;
     at = end + 1;
   }
-  return at === source.length + 1 ? rows : undefined;
+  const keys = bufferOf(columns.keys);
+  const payloads = bufferOf(columns.payloads);
+  if (keyAt !== keys.length || at !== payloads.length + 1) return undefined;
+  const positions = columns.positions === null ? undefined : (JSON.parse(columns.positions) as number[]);
+  const chunk = new ChunkData(keys, keyEnds, payloads, payloadEnds, columns.firstPos ?? 0, positions);
+  const rows = new Array<StagedRow>(columns.n);
+  for (let i = 0; i < columns.n; i++) rows[i] = new ChunkRow(chunk, i);
+  return rows;
 }
 
 /** Positions as ranges of consecutive positions (`[from, to)`), in order, each position once. */
@@ -1135,14 +1198,10 @@ export class SqliteStateStore implements StateStore {
     return run;
   }
 
-  private chunkableRun(s: Statements, syncId: string, runId: string, chunk?: number): RunRow {
-    const run = this.requireRun(s, syncId, runId);
-    checkChunkable(
-      { status: run.status, extracted: run.extract_result !== null, chunks: run.chunks },
-      syncId,
-      runId,
-      chunk,
-    );
+  private chunkableRun(s: Statements, syncId: string, runId: string, chunk?: number): ChunkRunRow {
+    const run = s.chunkRunById.get(syncId, runId) as ChunkRunRow | undefined;
+    if (run === undefined) throw new RunNotFoundError(syncId, runId);
+    checkChunkable({ status: run.status, extracted: run.extracted === 1, chunks: run.chunks }, syncId, runId, chunk);
     return run;
   }
 

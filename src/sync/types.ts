@@ -245,10 +245,12 @@ export type RowOutcome = (
   pos?: number;
 };
 
-/** A staged row as read back for sending. */
+/**
+ * A staged row as read back for sending: its key, payload and position (its fingerprint stays in the store, which
+ * commits it in SQL when the row is delivered).
+ */
 export interface StagedRow {
   key: string;
-  hash: string;
   payload: string;
   /** Its position in the run's staging order (set by readChunk). */
   pos?: number;

@@ -11,7 +11,7 @@ import type { StagedRow } from '../../src/sync/types';
 import { rowsReadAsBytes } from '../support/byte-rows';
 
 function row(key: string, payload = `{"user_id":"${key}"}`): StagedRow {
-  return { key, hash: key, payload };
+  return { key, payload };
 }
 
 const keys = (batches: StagedRow[][]): string[][] => batches.map((b) => b.map((r) => r.key));

@@ -7,7 +7,7 @@ import type { AmplitudeSenderOptions } from '../../src/amplitude/client';
 import { createAmplitudeSender, retryAfterMs } from '../../src/amplitude/client';
 import { AmplitudeAbortedError, AmplitudeConfigError, AmplitudeUnavailableError } from '../../src/amplitude/errors';
 import { packBatches } from '../../src/amplitude/batches';
-import { canonicalJson, hashText } from '../../src/diff/canonical';
+import { canonicalJson } from '../../src/diff/canonical';
 import type { RowOutcome, StagedRow } from '../../src/sync/types';
 import type { CannedAnswer, CannedServer, RecordedRequest } from './support/canned-server';
 import { startCannedServer } from './support/canned-server';
@@ -17,7 +17,7 @@ const API_KEY = 'secret-api-key-123';
 
 function staged(value: Record<string, unknown>, key: string): StagedRow {
   const payload = canonicalJson(value);
-  return { key, hash: hashText(payload), payload };
+  return { key, payload };
 }
 
 function eventRows(n: number, user = (i: number) => `user-${String(i).padStart(5, '0')}`): StagedRow[] {
@@ -131,6 +131,17 @@ describe('Amplitude sender on the wire', () => {
     expect(requests[1]!.body).toBe(
       `{"api_key":"${API_KEY}","events":[${text[0]!.payload}],"options":{"min_id_length":5}}`,
     );
+  });
+
+  it("gives a delivered row's outcome its staging position, so the store records it by position", async () => {
+    const { sender } = await setup(() => ({ status: 200 }));
+    const rows = eventRows(3).map((r, i) => ({ ...r, pos: 40 + i }));
+    expect(await sender.sendBatch(rows)).toStrictEqual(
+      rows.map((r) => ({ key: r.key, status: 'delivered', pos: r.pos })),
+    );
+    // rows without one (not read from a store) get outcomes without one
+    const [unpositioned] = eventRows(1);
+    expect(await sender.sendBatch([unpositioned!])).toStrictEqual([{ key: unpositioned!.key, status: 'delivered' }]);
   });
 
   it('sends small bodies uncompressed, and HTTP V2 to /2/httpapi', async () => {

@@ -92,7 +92,7 @@ const countBy = (outcomes: RowOutcome[]): Record<string, number> =>
 
 function staged(value: Record<string, unknown>, key: string): StagedRow {
   const payload = canonicalJson(value);
-  return { key, hash: hashText(payload), payload };
+  return { key, payload };
 }
 
 describe('each object end to end through the emulator', () => {

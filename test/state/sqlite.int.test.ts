@@ -66,9 +66,16 @@ describe('SqliteStateStore', () => {
     ]).toEqual([2, 1, 0]);
     // a run staged before the upgrade goes on: its rows and payloads are where the new tables expect them
     expect(plain(await store.readChunk('groups', 'r1', 0))).toEqual([
-      { key: 'acme', hash: 'g1', payload: '{"group_value":"acme"}', pos: 0 },
-      { key: 'globex', hash: 'g2', payload: '{"group_value":"globex"}', pos: 1 },
+      { key: 'acme', payload: '{"group_value":"acme"}', pos: 0 },
+      { key: 'globex', payload: '{"group_value":"globex"}', pos: 1 },
     ]);
+    // and their fingerprints, which a commit makes the delivered ones
+    const rowsFile = new Database(v1File, { readonly: true });
+    expect(rowsFile.prepare('SELECT key, hash FROM run_rows WHERE run_no = 1 ORDER BY pos').all()).toEqual([
+      { key: 'acme', hash: 'g1' },
+      { key: 'globex', hash: 'g2' },
+    ]);
+    rowsFile.close();
     await store.recordOutcomes('groups', 'r1', [{ key: 'acme', status: 'delivered' }]);
     expect(await store.commitChunk('groups', 'r1', 0)).toEqual({ delivered: 1, rejected: 0, deferred: 0, pending: 1 });
     expect(await store.countSynced('groups')).toBe(1);

@@ -11,16 +11,15 @@ export interface RowsReadAsBytes {
   decodes: () => number;
 }
 
-export function rowsReadAsBytes(rows: readonly Pick<StagedRow, 'key' | 'hash' | 'payload'>[]): RowsReadAsBytes {
+export function rowsReadAsBytes(rows: readonly Pick<StagedRow, 'key' | 'payload'>[]): RowsReadAsBytes {
   const source = Buffer.from(rows.map((r) => r.payload).join(','));
   let decodes = 0;
   let start = 0;
-  const read = rows.map(({ key, hash, payload }): StagedRow => {
+  const read = rows.map(({ key, payload }): StagedRow => {
     const bytes = { source, start, end: start + Buffer.byteLength(payload) };
     start = bytes.end + 1;
     return {
       key,
-      hash,
       bytes,
       get payload(): string {
         decodes += 1;
