@@ -2,6 +2,7 @@
 import type { MeasuredSide } from './amplitude-send';
 import type { BigQueryFigures } from './bigquery';
 import type { RunFigures, ScenarioFigures } from './e2e';
+import type { SendPairs } from './send-pairs';
 import { BATCH_ROWS, IN_FLIGHT_REQUESTS } from './support/send-sides';
 
 /** Target goals from the performance brief. */
@@ -61,7 +62,13 @@ export interface BenchReport {
     eventsReadOnly?: ScenarioFigures;
     usersDefaultHeap?: ScenarioFigures;
   };
-  send: { rows: number; sdkRows: number; sides: MeasuredSide[] };
+  send: {
+    rows: number;
+    sdkRows: number;
+    sides: MeasuredSide[];
+    /** The send stage against the raw limit, back to back (absent in reports written before Dec 7). */
+    pairs?: SendPairs[];
+  };
   scaling: { users: ScenarioFigures[]; twoWorkers: ScenarioFigures; skipped: string[] };
   bigquery: BigQueryFigures | { error: string };
   targets: TargetCheck[];
@@ -87,6 +94,25 @@ function workerSetup(report: Pick<BenchReport, 'workerNodeArgs' | 'workerEnv'>):
 
 function side(sides: MeasuredSide[], name: MeasuredSide['side']): MeasuredSide | undefined {
   return sides.find((s) => s.side === name);
+}
+
+/** The send stage against the raw limit, back to back: one table row per pair. */
+function sendPairLines(report: Omit<BenchReport, 'targets'>): string[] {
+  const measured = report.send.pairs ?? [];
+  if (measured.length === 0) return [];
+  return [
+    'The send stage against the raw limit, back to back: the raw side, then a full end-to-end run of as many rows ' +
+      '(a worker of its own), each pair measured one right after the other; the target is checked on the median ' +
+      'ratio (the rates on this shared machine move by ±15% from one minute to the next).',
+    '',
+    '| object | pair | raw POSTs rows/s | send stage rows/s | ratio |',
+    '|---|---:|---:|---:|---:|',
+    ...measured.flatMap((m) =>
+      m.pairs.map((p, i) => `| ${m.kind} | ${i + 1} | ${fmt(p.raw)} | ${fmt(p.stage)} | ${pct(p.ratio)} |`),
+    ),
+    ...measured.map((m) => `| ${m.kind} | median | | | **${pct(m.medianRatio)}** |`),
+    '',
+  ];
 }
 
 /** Checks every target against the figures. */
@@ -122,13 +148,29 @@ export function checkTargets(report: Omit<BenchReport, 'targets'>): TargetCheck[
   ];
   for (const { kind, e2e, alone, raw } of sendPaths) {
     if (raw === undefined) continue;
-    checks.push({
-      target: `send stage ≥ 50% of the raw POST limit (${kind}, end to end)`,
-      measured: `${fmt(e2e)} vs ${fmt(raw.rowsPerSecond)} rows/s = ${pct(e2e / raw.rowsPerSecond)}`,
-      goal: `≥ ${pct(TARGETS.sendOfRaw)}`,
-      pass: e2e >= TARGETS.sendOfRaw * raw.rowsPerSecond,
-      note: 'the send stage also reads each chunk from the state store, records every row outcome and commits it there',
-    });
+    const apart = `${fmt(e2e)} vs ${fmt(raw.rowsPerSecond)} rows/s = ${pct(e2e / raw.rowsPerSecond)}`;
+    const stageWork =
+      'the send stage also reads each chunk from the state store, records every row outcome and commits it there';
+    const paired = report.send.pairs?.find((p) => p.kind === kind);
+    checks.push(
+      paired === undefined
+        ? {
+            target: `send stage ≥ 50% of the raw POST limit (${kind}, end to end)`,
+            measured: apart,
+            goal: `≥ ${pct(TARGETS.sendOfRaw)}`,
+            pass: e2e >= TARGETS.sendOfRaw * raw.rowsPerSecond,
+            note: stageWork,
+          }
+        : {
+            target: `send stage ≥ 50% of the raw POST limit (${kind}, end to end, median of ${paired.pairs.length} back-to-back pairs)`,
+            measured:
+              `${pct(paired.medianRatio)} (pairs: ` +
+              `${paired.pairs.map((p) => `${fmt(p.stage)} vs ${fmt(p.raw)} = ${pct(p.ratio)}`).join('; ')})`,
+            goal: `≥ ${pct(TARGETS.sendOfRaw)}`,
+            pass: paired.medianRatio >= TARGETS.sendOfRaw,
+            note: `${stageWork}; the ${kind} scenario's stage against the comparison's raw side, measured minutes apart: ${apart}`,
+          },
+    );
     if (alone === undefined) continue;
     checks.push({
       target: `send path ≥ 50% of the raw POST limit (${kind}, sender alone, rows mapped beforehand)`,
@@ -398,6 +440,7 @@ export function renderMarkdown(report: BenchReport): string {
       );
     }),
     '',
+    ...sendPairLines(report),
     '## Scaling',
     '',
     ...scalingLines(report),

@@ -11,6 +11,8 @@
  *                                      # (source.stateDataset: false) instead of the (stand-in) warehouse;
  *                                      # N workers; W more text columns, each mapped to a user property
  *   npm run bench -- --only users --profile DIR   # the same, the worker writing a CPU profile (--cpu-prof) to DIR
+ *   npm run bench -- --only events-pairs [--rows N]   # the send stage against the raw limit alone: SEND_PAIRS × (raw
+ *                                      # side, full run) back to back, printed only (users-pairs: the same for users)
  *   npm run bench -- --only bigquery   # the BigQuery emulator's reads alone (read ahead, wide rows), printed only
  *   npm run bench -- --no-5m     # the full suite without the 5,000,000-row run
  *   npm run bench -- --render-only   # re-check the targets and rewrite report.md from report.json
@@ -31,6 +33,7 @@ import { WORKFLOWS_PATH } from '../src/worker/plugin';
 import { runSendComparison } from './amplitude-send';
 import { measureBigQueryEmulator, type BigQueryFigures } from './bigquery';
 import { runScenario, type BenchContext, type ScenarioFigures } from './e2e';
+import { measureSendPairs } from './send-pairs';
 import { checkTargets, renderMarkdown, type BenchReport, type MachineFacts } from './report';
 import { startAmplitudeProcess } from './support/amplitude-process';
 import { compileForBench } from './support/compile';
@@ -39,6 +42,8 @@ import type { Side } from './support/send-sides';
 
 /** Rows per BigQuery page the worker reads (activities' default). */
 const PAGE_SIZE_ROWS = 10_000;
+/** Pairs of (raw side, end-to-end full run) the send stage's ratio to the raw limit is the median of. */
+const SEND_PAIRS = 3;
 /** The 5M-row run is skipped when the 1M full run suggests it would take longer than this. */
 const MAX_5M_MINUTES = 20;
 
@@ -195,10 +200,19 @@ async function main(): Promise<void> {
       );
       return;
     }
+    if (values.only === 'events-pairs' || values.only === 'users-pairs') {
+      const rows = values.rows === undefined ? plan.e2eRows : Number(values.rows);
+      if (!Number.isSafeInteger(rows) || rows <= 0) throw new Error(`--rows takes a row count, not "${values.rows}"`);
+      const kind = values.only === 'events-pairs' ? 'events' : 'users';
+      console.log(JSON.stringify(await measureSendPairs(ctx, { kind, rows, pairs: SEND_PAIRS }), null, 2));
+      return;
+    }
     if (values.only !== undefined) {
       // one end-to-end scenario (users or events, full then 1% changed), printed, no report: for design work
       const kind = values.only === 'events' ? 'events' : values.only === 'users' ? 'users' : undefined;
-      if (kind === undefined) throw new Error(`--only takes users, events or bigquery, not "${values.only}"`);
+      if (kind === undefined) {
+        throw new Error(`--only takes users, events, events-pairs, users-pairs or bigquery, not "${values.only}"`);
+      }
       const rows = values.rows === undefined ? plan.e2eRows : Number(values.rows);
       if (!Number.isSafeInteger(rows) || rows <= 0) throw new Error(`--rows takes a row count, not "${values.rows}"`);
       const workers = values.workers === undefined ? 1 : Number(values.workers);
@@ -235,6 +249,11 @@ async function main(): Promise<void> {
       workers: 1,
       changedRun: true,
     });
+    // the send stage against the raw limit, each pair back to back (the target is checked on their median)
+    const sendPairs = [
+      await measureSendPairs(ctx, { kind: 'events', rows: plan.e2eRows, pairs: SEND_PAIRS }),
+      await measureSendPairs(ctx, { kind: 'users', rows: plan.e2eRows, pairs: SEND_PAIRS }),
+    ];
     // the same syncs in read-only mode (source.stateDataset: false): diffed in the worker, every row read
     const usersReadOnly = await runScenario(ctx, {
       label: `${label('users', plan.e2eRows)}-read-only`,
@@ -329,7 +348,7 @@ async function main(): Promise<void> {
       workerNodeArgs: WORKER_NODE_ARGS,
       workerEnv: WORKER_ENV,
       e2e: { users, events, usersReadOnly, eventsReadOnly, usersDefaultHeap },
-      send: { rows: plan.sendRows, sdkRows: plan.sdkRows, sides },
+      send: { rows: plan.sendRows, sdkRows: plan.sdkRows, sides, pairs: sendPairs },
       scaling: { users: scaling, twoWorkers, skipped },
       bigquery,
     };
