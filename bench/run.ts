@@ -1,8 +1,9 @@
 /**
  * The performance suite (`npm run bench`): end-to-end syncs of 1,000,000 users and 1,000,000 events through the
  * Temporal dev server and a worker child process, each followed by a 1%-changed run; the send stage side by side
- * with @amplitude/analytics-node and the raw POST limit, and against the latter in back-to-back pairs; scaling (100k / 1M / 5M users, two workers against one);
- * the BigQuery emulator's own read rate, read ahead, and the memory of reading wide rows. Checks the targets and writes bench/results/report.{json,md}.
+ * with @amplitude/analytics-node and the raw POST limit, and against the latter in back-to-back pairs; scaling
+ * (100k / 1M / 5M users, two workers against one); the BigQuery emulator's own read rate, read ahead, and the memory
+ * of reading wide rows. Checks the targets and writes bench/results/report.{json,md}.
  *
  *   npm run bench                # the full suite (~14 minutes on 2 cores)
  *   npm run bench -- --quick     # 100k rows, no 5M, about 2 minutes

@@ -57,6 +57,7 @@ export async function measureSendPairs(ctx: BenchContext, options: SendPairsOpti
       sides: [options.kind === 'events' ? 'raw-events' : 'raw-identifies'],
       log: (line) => ctx.log(line),
     });
+    if (raw === undefined) throw new Error(`the raw ${options.kind} side gave no result`);
     const run = await runScenario(ctx, {
       label: `${options.kind}-${options.rows}-pair-${i}`,
       kind: options.kind,
@@ -64,7 +65,6 @@ export async function measureSendPairs(ctx: BenchContext, options: SendPairsOpti
       workers: 1,
       changedRun: false,
     });
-    if (raw === undefined) throw new Error(`the raw ${options.kind} side gave no result`);
     const rawRate = raw.rowsPerSecond;
     const stage = run.full.stages.send.rowsPerSecond;
     pairs.push({ raw: rawRate, stage, ratio: Math.round((stage / rawRate) * 1000) / 1000 });
