@@ -49,7 +49,10 @@ import type {
   SyncActivities,
 } from './types';
 
-/** Sends one request's worth of staged rows and reports an outcome for every row. */
+/**
+ * Sends one request's worth of staged rows and reports an outcome for every row, in the rows' order; a delivered
+ * row's carries its staging position (deliveredOutcome), so the store records it without looking its key up.
+ */
 export interface BatchSender {
   sendBatch(rows: StagedRow[], options?: { signal?: AbortSignal }): Promise<RowOutcome[]>;
 }
@@ -101,21 +104,6 @@ export function withoutRowValues(rejection: RowRejection): RowRejection {
     name !== undefined || quoted === key ? whole : '"…"',
   );
   return { ...rejection, reason };
-}
-
-/**
- * A batch's outcomes with the rows' staging positions (the sender answers row for row, in batch order), so the
- * store records deliveries by position instead of looking each key up. Outcomes that carry one (ampsync's sender
- * gives delivered rows theirs) are left as they are: their keys are not decoded to be compared.
- */
-export function positioned(batch: readonly StagedRow[], outcomes: RowOutcome[]): RowOutcome[] {
-  if (outcomes.length !== batch.length) return outcomes;
-  for (let i = 0; i < outcomes.length; i++) {
-    const row = batch[i] as StagedRow;
-    const outcome = outcomes[i] as RowOutcome;
-    if (outcome.pos === undefined && row.pos !== undefined && outcome.key === row.key) outcome.pos = row.pos;
-  }
-  return outcomes;
 }
 
 /**
@@ -443,7 +431,7 @@ export function createActivities(deps: ActivityDeps): SyncActivities {
             } finally {
               budget.release(bytes);
             }
-            await deps.state.recordOutcomes(sync.id, runId, positioned(batch, outcomes));
+            await deps.state.recordOutcomes(sync.id, runId, outcomes);
             result.requests += 1;
             for (const o of outcomes) {
               if (o.status === 'delivered') result.delivered += 1;

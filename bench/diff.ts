@@ -22,9 +22,8 @@ import { canonicalJson, fingerprintHash, loadFingerprintHash } from '../src/diff
 import { PostgresStateStore } from '../src/state/postgres';
 import { SqliteStateStore } from '../src/state/sqlite';
 import type { StateStore } from '../src/state/types';
-import { emptyCounts } from '../src/sync/types';
-import type { BuiltPayload, DiffRow, RowOutcome } from '../src/sync/types';
-import { positioned } from '../activities/sync-activities';
+import { deliveredOutcome, emptyCounts } from '../src/sync/types';
+import type { BuiltPayload, DiffRow } from '../src/sync/types';
 import { services } from '../test/support/env';
 import { WORKER_ENV, WORKER_NODE_ARGS } from './support/processes';
 
@@ -267,8 +266,7 @@ async function child(kind: StoreKind, keyOrder: KeyOrder, rows: number): Promise
         // as sendChunk records them: one call per request's batch, outcomes carrying the rows' positions
         for (let from = 0; from < staged.length; from += BATCH_SIZE_ROWS) {
           const batch = staged.slice(from, from + BATCH_SIZE_ROWS);
-          const outcomes = batch.map((r): RowOutcome => ({ key: r.key, status: 'delivered' }));
-          await store.recordOutcomes(syncId, runId, positioned(batch, outcomes));
+          await store.recordOutcomes(syncId, runId, batch.map(deliveredOutcome));
         }
         delivered += (await store.commitChunk(syncId, runId, chunk)).delivered;
       }

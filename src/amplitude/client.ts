@@ -13,6 +13,7 @@ import { createGzip } from 'node:zlib';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Pool } from 'undici';
 import type { RowOutcome, StagedRow } from '../sync/types';
+import { deliveredOutcome } from '../sync/types';
 import type { PackLimits } from './batches';
 import { packLimitsFor, requestPieces } from './batches';
 import type { AmplitudeApi, AmplitudeRegion } from './endpoints';
@@ -296,7 +297,7 @@ class BatchSend {
     if ('failure' in result) return this.retry(group, result.failure, undefined, result.cause);
     const { status } = result;
     if (status >= 200 && status < 300) {
-      for (const i of group.idx) this.settle(i, delivered(this.rows[i]!));
+      for (const i of group.idx) this.settle(i, deliveredOutcome(this.rows[i]!));
       return;
     }
     const body = parseBody(result.text);
@@ -513,13 +514,6 @@ class BatchSend {
       trimmed.length > MAX_QUOTED_ANSWER_CHARS ? `${trimmed.slice(0, MAX_QUOTED_ANSWER_CHARS)}…` : trimmed,
     );
   }
-}
-
-/** A row's outcome when Amplitude took it, with its staging position (the store records it by position). */
-function delivered(row: StagedRow): RowOutcome {
-  return row.pos === undefined
-    ? { key: row.key, status: 'delivered' }
-    : { key: row.key, status: 'delivered', pos: row.pos };
 }
 
 function hintFor(status: number, error: string): string {

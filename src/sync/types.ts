@@ -271,6 +271,16 @@ export interface PayloadBytes {
   end: number;
 }
 
+/**
+ * A row's outcome once Amplitude took it, with its staging position when it has one: the store records it by
+ * position (no key looked up, none decoded to compare). The sender answers each row from the row itself.
+ */
+export function deliveredOutcome(row: StagedRow): RowOutcome {
+  return row.pos === undefined
+    ? { key: row.key, status: 'delivered' }
+    : { key: row.key, status: 'delivered', pos: row.pos };
+}
+
 /** Counts of one run. */
 export interface RunCounts {
   extracted: number;

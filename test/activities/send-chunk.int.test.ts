@@ -17,6 +17,7 @@ import { syncSchema, type SyncConfig } from '../../src/config/schema';
 import { CHUNK_BUDGET_BYTES, MIN_CHUNK_ROWS } from '../../src/state/describe';
 import { SqliteStateStore } from '../../src/state/sqlite';
 import type { MappedRow, RowOutcome, StagedRow } from '../../src/sync/types';
+import { deliveredOutcome } from '../../src/sync/types';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ampsync-send-chunk-'));
 let store: SqliteStateStore;
@@ -59,7 +60,7 @@ class RecordingSender implements BatchSender {
     this.inFlight -= 1;
     this.fullInFlight -= full;
     this.bytes -= bytes;
-    return rows.map((r) => ({ key: r.key, status: 'delivered' }));
+    return rows.map(deliveredOutcome);
   }
 }
 

@@ -1,9 +1,8 @@
 import { Client } from 'pg';
-import { positioned } from '../../activities/sync-activities';
 import { canonicalJson, hashText } from '../../src/diff/canonical';
 import { StateConfigError, StateUnavailableError } from '../../src/state/errors';
 import { DELIVERED_LOOKUP_SETTING, PostgresStateStore, deliveredRowsSql } from '../../src/state/postgres';
-import { emptyCounts } from '../../src/sync/types';
+import { deliveredOutcome, emptyCounts } from '../../src/sync/types';
 import { services, uniqueName } from '../support/env';
 import { describeStateStore } from './conformance';
 
@@ -97,14 +96,7 @@ describe('PostgresStateStore plans', () => {
     await store.stagePage({ syncId, runId, rows: mappedRows, rejected: [], cursor: position });
     await store.finishExtract(syncId, runId);
     const staged = await store.readChunk(syncId, runId, 0);
-    await store.recordOutcomes(
-      syncId,
-      runId,
-      positioned(
-        staged,
-        staged.map((r) => ({ key: r.key, status: 'delivered' })),
-      ),
-    );
+    await store.recordOutcomes(syncId, runId, staged.map(deliveredOutcome));
     return staged.length;
   }
 
