@@ -9,10 +9,12 @@ export const MAX_SAMPLE_REJECTIONS = 10;
 
 /**
  * Payload bytes a chunk holds at most. A send activity holds about two chunks' rows while it sends (the one its
- * batches come from, and the next, read as the last batches go), each as the reader thread's text, its copy and
- * the rows split from it, and a worker runs `concurrency` of them: chunks of 10,000 payloads of 2.6 KB (30 text
- * properties) kept a 200,000-row run's worker at 420–490 MB, chunks of 4 MiB at 390–450 MB. Payloads up to ~420
- * bytes (a $identify event of a few properties takes ~250) still come 10,000 to a chunk.
+ * batches come from, and the next, read as the last batches go), each as the bytes the reader thread read (and,
+ * while they are sent, its batches' gzipped bodies), and a worker runs `concurrency` of them. Measured on Dec 6,
+ * when a chunk still came as the reader thread's text, its copy and the rows split from it: chunks of 10,000
+ * payloads of 2.6 KB (30 text properties) kept a 200,000-row run's worker at 420–490 MB, chunks of 4 MiB at
+ * 390–450 MB. Payloads up to ~420 bytes (a $identify event of a few properties takes ~250) still come 10,000 to a
+ * chunk.
  */
 export const CHUNK_BUDGET_BYTES = 4 * 1024 * 1024;
 /** Rows a chunk holds however large its payloads. */
